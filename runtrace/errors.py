@@ -1,0 +1,45 @@
+"""runtrace's errors: one base class, so callers can catch everything runtrace raises at once."""
+
+from __future__ import annotations
+
+
+class RuntraceError(Exception):
+    """Base class of every error runtrace raises on purpose."""
+
+
+class RunNotFound(RuntraceError, KeyError):
+    """A run id that the store does not know.
+
+    Also a ``KeyError``, since the store behaves like a mapping of run ids.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+    def __str__(self) -> str:  # KeyError would repr() the argument
+        return f"no run with id {self.run_id!r}"
+
+
+class NoActiveRun(RuntraceError):
+    """An operation needs a current run, and none is active in this context."""
+
+
+class StoreFileError(RuntraceError):
+    """A runtrace DuckDB file cannot be used: not a DuckDB file, too new, or locked."""
+
+
+class NotADuckDBFile(StoreFileError):
+    """The path exists but is not a DuckDB database."""
+
+
+class SchemaVersionError(StoreFileError):
+    """The file was written by a newer runtrace than this one."""
+
+
+class StoreLocked(StoreFileError):
+    """Another program kept the file locked past the timeout."""
+
+
+class QueryError(RuntraceError):
+    """A named query is unknown, or its parameters do not fit it."""

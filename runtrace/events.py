@@ -1,0 +1,362 @@
+"""Agent events: the vocabulary a run is made of.
+
+Every event is an immutable pydantic model whose ``type`` field carries the wire name
+(``agent_start``, ``tool_end``...). The core types are typed classes; any other ``type`` is kept
+as a :class:`GenericEvent` with every field untouched, because the vocabulary is open-ended and
+no event may be rejected for being new. Core classes also keep unknown extra fields, so a newer
+agent that adds a field loses nothing either.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+
+__all__ = [
+    "AgentEnd",
+    "AgentEvent",
+    "AgentStart",
+    "BaseEvent",
+    "ConfirmationReceived",
+    "ConfirmationRequired",
+    "ConfirmationTimeout",
+    "ContextCompacted",
+    "ErrorEvent",
+    "Event",
+    "GenericEvent",
+    "LlmResponseMeta",
+    "PermissionDenied",
+    "PlanningEnd",
+    "PlanningStart",
+    "ReasoningDelta",
+    "StepEnd",
+    "StepStart",
+    "SubagentEnd",
+    "SubagentProgress",
+    "SubagentStart",
+    "TextDelta",
+    "TokenUsage",
+    "ToolEnd",
+    "ToolExecutionStart",
+    "ToolInputDelta",
+    "ToolOutputDelta",
+    "ToolStart",
+    "TurnEnd",
+    "TurnStart",
+    "VerificationStart",
+    "VerificationSummary",
+    "core_event_types",
+    "parse_event",
+]
+
+_FROZEN_OPEN = ConfigDict(frozen=True, extra="allow")
+
+
+class TokenUsage(BaseModel):
+    """Token counts of one model call, a turn, or a whole run."""
+
+    model_config = _FROZEN_OPEN
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class VerificationSummary(BaseModel):
+    """Outcome of the checks an agent ran before it ended."""
+
+    model_config = _FROZEN_OPEN
+
+    status: Literal["passed", "failed", "needs_review", "skipped"] = "skipped"
+    report_count: int = 0
+    required_check_count: int = 0
+    pending_required_check_count: int = 0
+    failed_check_count: int = 0
+    residual_risk_count: int = 0
+    pending_subjects: list[str] = Field(default_factory=list)
+    failed_subjects: list[str] = Field(default_factory=list)
+
+
+class LlmResponseMeta(BaseModel):
+    """What the model provider said about the response that ended the run."""
+
+    model_config = _FROZEN_OPEN
+
+    provider: str | None = None
+    request_model: str | None = None
+    request_url: str | None = None
+    response_id: str | None = None
+    response_model: str | None = None
+    response_object: str | None = None
+    first_token_ms: int | None = None
+    duration_ms: int | None = None
+
+
+class BaseEvent(BaseModel):
+    """Common base of all events: immutable, extra fields kept."""
+
+    model_config = _FROZEN_OPEN
+
+    type: str
+
+
+class AgentStart(BaseEvent):
+    type: Literal["agent_start"] = "agent_start"
+    prompt: str
+
+
+class AgentEnd(BaseEvent):
+    type: Literal["agent_end"] = "agent_end"
+    text: str
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    verification_summary: VerificationSummary | None = None
+    meta: LlmResponseMeta | None = None
+
+
+class ErrorEvent(BaseEvent):
+    type: Literal["error"] = "error"
+    message: str
+
+
+class TurnStart(BaseEvent):
+    type: Literal["turn_start"] = "turn_start"
+    turn: int
+
+
+class TurnEnd(BaseEvent):
+    type: Literal["turn_end"] = "turn_end"
+    turn: int
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class TextDelta(BaseEvent):
+    type: Literal["text_delta"] = "text_delta"
+    text: str
+
+
+class ReasoningDelta(BaseEvent):
+    type: Literal["reasoning_delta"] = "reasoning_delta"
+    text: str
+
+
+class ToolStart(BaseEvent):
+    type: Literal["tool_start"] = "tool_start"
+    id: str
+    name: str
+
+
+class ToolInputDelta(BaseEvent):
+    type: Literal["tool_input_delta"] = "tool_input_delta"
+    id: str | None = None
+    delta: str
+
+
+class ToolExecutionStart(BaseEvent):
+    type: Literal["tool_execution_start"] = "tool_execution_start"
+    id: str
+    name: str
+    args: Any = None
+
+
+class ToolOutputDelta(BaseEvent):
+    type: Literal["tool_output_delta"] = "tool_output_delta"
+    id: str
+    name: str
+    delta: str
+
+
+class ToolEnd(BaseEvent):
+    type: Literal["tool_end"] = "tool_end"
+    id: str
+    name: str
+    args: Any = None
+    output: str
+    exit_code: int
+    metadata: Any = None
+    error_kind: str | None = None
+
+
+class PlanningStart(BaseEvent):
+    type: Literal["planning_start"] = "planning_start"
+    prompt: str
+
+
+class PlanningEnd(BaseEvent):
+    type: Literal["planning_end"] = "planning_end"
+    plan: Any = None
+    estimated_steps: int
+
+
+class StepStart(BaseEvent):
+    type: Literal["step_start"] = "step_start"
+    step_id: str
+    description: str
+    step_number: int
+    total_steps: int
+
+
+class StepEnd(BaseEvent):
+    type: Literal["step_end"] = "step_end"
+    step_id: str
+    status: str
+    step_number: int
+    total_steps: int
+
+
+class VerificationStart(BaseEvent):
+    """runtrace's addition: the agent starts checking its work (run becomes ``verifying``)."""
+
+    type: Literal["verification_start"] = "verification_start"
+    description: str | None = None
+
+
+class SubagentStart(BaseEvent):
+    type: Literal["subagent_start"] = "subagent_start"
+    task_id: str
+    session_id: str
+    parent_session_id: str
+    agent: str
+    description: str
+    started_ms: int = 0
+
+
+class SubagentProgress(BaseEvent):
+    type: Literal["subagent_progress"] = "subagent_progress"
+    task_id: str
+    session_id: str
+    status: str
+    metadata: Any = None
+
+
+class SubagentEnd(BaseEvent):
+    type: Literal["subagent_end"] = "subagent_end"
+    task_id: str
+    session_id: str
+    agent: str
+    output: str
+    success: bool
+    finished_ms: int = 0
+
+
+class ConfirmationRequired(BaseEvent):
+    type: Literal["confirmation_required"] = "confirmation_required"
+    tool_id: str
+    tool_name: str
+    args: Any = None
+    timeout_ms: int
+
+
+class ConfirmationReceived(BaseEvent):
+    type: Literal["confirmation_received"] = "confirmation_received"
+    tool_id: str
+    approved: bool
+    reason: str | None = None
+
+
+class ConfirmationTimeout(BaseEvent):
+    type: Literal["confirmation_timeout"] = "confirmation_timeout"
+    tool_id: str
+    action_taken: Literal["rejected", "auto_approved"]
+
+
+class PermissionDenied(BaseEvent):
+    type: Literal["permission_denied"] = "permission_denied"
+    tool_id: str
+    tool_name: str
+    args: Any = None
+    reason: str
+
+
+class ContextCompacted(BaseEvent):
+    type: Literal["context_compacted"] = "context_compacted"
+    session_id: str
+    before_messages: int
+    after_messages: int
+    percent_before: float
+    summary: str | None = None
+
+
+class GenericEvent(BaseEvent):
+    """Any event whose ``type`` runtrace has no class for; every field is kept as given."""
+
+
+_CORE_CLASSES: tuple[type[BaseEvent], ...] = (
+    AgentStart,
+    AgentEnd,
+    ErrorEvent,
+    TurnStart,
+    TurnEnd,
+    TextDelta,
+    ReasoningDelta,
+    ToolStart,
+    ToolInputDelta,
+    ToolExecutionStart,
+    ToolOutputDelta,
+    ToolEnd,
+    PlanningStart,
+    PlanningEnd,
+    StepStart,
+    StepEnd,
+    VerificationStart,
+    SubagentStart,
+    SubagentProgress,
+    SubagentEnd,
+    ConfirmationRequired,
+    ConfirmationReceived,
+    ConfirmationTimeout,
+    PermissionDenied,
+    ContextCompacted,
+)
+
+_CLASS_BY_TYPE: dict[str, type[BaseEvent]] = {
+    cls.model_fields["type"].default: cls for cls in _CORE_CLASSES
+}
+_GENERIC_TAG = "__generic__"
+
+
+def core_event_types() -> frozenset[str]:
+    """The wire names that have a typed class; every other ``type`` becomes a GenericEvent."""
+    return frozenset(_CLASS_BY_TYPE)
+
+
+def _event_tag(value: Any) -> str:
+    event_type = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return event_type if event_type in _CLASS_BY_TYPE else _GENERIC_TAG
+
+
+AgentEvent = Union[
+    (
+        *(Annotated[cls, Tag(cls.model_fields["type"].default)] for cls in _CORE_CLASSES),
+        Annotated[GenericEvent, Tag(_GENERIC_TAG)],
+    )
+]
+"""The union of all event classes, as a type for annotations."""
+
+Event = Annotated[AgentEvent, Discriminator(_event_tag)]
+"""A field type that validates any event: core types by ``type``, the rest as GenericEvent."""
+
+_EVENT_ADAPTER: TypeAdapter[BaseEvent] = TypeAdapter(Event)
+
+
+def parse_event(obj: BaseEvent | dict[str, Any] | str | bytes | bytearray) -> BaseEvent:
+    """Validate ``obj`` into an event model.
+
+    Accepts an event model (returned as is), a dict, or a JSON document as str/bytes. A core
+    event with a missing or mistyped field raises ``pydantic.ValidationError`` naming the field;
+    anything that is not an object with a string ``type`` raises it too.
+    """
+    if isinstance(obj, BaseEvent):
+        return obj
+    if isinstance(obj, (str, bytes, bytearray)):
+        return _EVENT_ADAPTER.validate_json(obj)
+    if isinstance(obj, dict):
+        cls = _CLASS_BY_TYPE.get(obj.get("type"))  # type: ignore[arg-type]
+        if cls is not None:  # direct class validation skips the union dispatch: the hot path
+            return cls.model_validate(obj)
+        return GenericEvent.model_validate(obj)
+    raise TypeError(
+        f"an event must be a dict, a JSON string or an event model, not {type(obj).__name__}"
+    )

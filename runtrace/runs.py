@@ -1,0 +1,242 @@
+"""Runs: status, snapshots, event records, and the pure rules that move a run's status.
+
+Nothing here does I/O or holds a lock; :mod:`runtrace.store` and the OpenTelemetry edge build on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from enum import Enum
+from types import MappingProxyType
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+
+from .events import (
+    AgentEnd,
+    AgentStart,
+    BaseEvent,
+    ErrorEvent,
+    Event,
+    PlanningEnd,
+    PlanningStart,
+    StepStart,
+    ToolStart,
+    TurnEnd,
+    TurnStart,
+    VerificationStart,
+)
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "RunEventRecord",
+    "RunRecord",
+    "RunSnapshot",
+    "RunStatus",
+    "apply_event",
+    "finish",
+    "mark_cancelled",
+    "mark_failed",
+    "now_ms",
+]
+
+
+class RunStatus(str, Enum):
+    """Where a run is in its life. Values are the reference's snake_case wire names."""
+
+    CREATED = "created"
+    PLANNING = "planning"
+    EXECUTING = "executing"
+    VERIFYING = "verifying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_terminal(self) -> bool:
+        """Completed, failed and cancelled runs have ended."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+def now_ms() -> int:
+    """Milliseconds since the Unix epoch, the reference's timestamp unit."""
+    return time.time_ns() // 1_000_000
+
+
+def _freeze_attributes(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    return MappingProxyType(frozen)
+
+
+Attributes = Annotated[
+    Mapping[str, Any],
+    AfterValidator(_freeze_attributes),
+    PlainSerializer(lambda m: {k: list(v) if isinstance(v, tuple) else v for k, v in m.items()}),
+]
+"""Read-only span attributes: a snapshot handed out can never change the store's copy."""
+
+# Dropped from JSON while None, like the reference's optional result_text and error.
+_OMIT_WHEN_NONE = ("result_text", "error", "agent_name", "trace_id", "span_id", "ended_at_ms")
+
+
+class RunSnapshot(BaseModel):
+    """The state of one run at one moment. Immutable: updates make a new snapshot.
+
+    The reference's fields come first. runtrace adds what a span knows about the run (agent
+    name, trace and span ids, attributes), token totals, and when the run ended.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    session_id: str
+    status: RunStatus = RunStatus.CREATED
+    prompt: str = ""
+    created_at_ms: int
+    updated_at_ms: int
+    result_text: str | None = None
+    error: str | None = None
+    event_count: int = 0
+    agent_name: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    ended_at_ms: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    attributes: Attributes = MappingProxyType({})
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _OMIT_WHEN_NONE:
+            if name in data and data[name] is None:
+                del data[name]
+        if not data.get("attributes", True):
+            del data["attributes"]
+        return data
+
+    @property
+    def duration_ms(self) -> int | None:
+        """How long the run took, once it has ended."""
+        return None if self.ended_at_ms is None else self.ended_at_ms - self.created_at_ms
+
+
+class RunEventRecord(BaseModel):
+    """One event as the store recorded it: its place in the run and when it arrived."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sequence: int
+    timestamp_ms: int
+    event: Event
+
+
+class RunRecord(BaseModel):
+    """A run with all its events: the unit of persistence and reload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    snapshot: RunSnapshot
+    events: list[RunEventRecord]
+
+
+_STARTS_WORK = (StepStart, ToolStart, TurnStart)
+
+
+def apply_event(
+    snapshot: RunSnapshot, event: BaseEvent, *, at_ms: int | None = None
+) -> RunSnapshot:
+    """Return the snapshot after ``event``: the reference's status rules, plus runtrace's.
+
+    Every event counts (``event_count`` + 1, ``updated_at_ms`` = ``at_ms`` or now). A cancelled
+    run stays cancelled whatever arrives later; its events are still counted.
+    """
+    at = now_ms() if at_ms is None else at_ms
+    changes: dict[str, Any] = {"event_count": snapshot.event_count + 1, "updated_at_ms": at}
+    status = snapshot.status
+    if status is not RunStatus.CANCELLED:
+        if isinstance(event, AgentStart):
+            changes["status"] = RunStatus.EXECUTING
+            if not snapshot.prompt:
+                changes["prompt"] = event.prompt
+        elif isinstance(event, PlanningStart):
+            changes["status"] = RunStatus.PLANNING
+        elif isinstance(event, _STARTS_WORK):
+            if status is not RunStatus.PLANNING:
+                changes["status"] = RunStatus.EXECUTING
+        elif isinstance(event, PlanningEnd):
+            changes["status"] = RunStatus.EXECUTING
+        elif isinstance(event, VerificationStart):
+            changes["status"] = RunStatus.VERIFYING
+        elif isinstance(event, AgentEnd):
+            changes.update(status=RunStatus.COMPLETED, result_text=event.text, error=None)
+            if event.usage.prompt_tokens or event.usage.completion_tokens:
+                # agent_end reports the run's total; it replaces the running sum of turns.
+                changes["input_tokens"] = event.usage.prompt_tokens
+                changes["output_tokens"] = event.usage.completion_tokens
+        elif isinstance(event, ErrorEvent):
+            changes.update(status=RunStatus.FAILED, error=event.message)
+    if isinstance(event, TurnEnd):
+        changes["input_tokens"] = snapshot.input_tokens + event.usage.prompt_tokens
+        changes["output_tokens"] = snapshot.output_tokens + event.usage.completion_tokens
+    return snapshot.model_copy(update=changes)
+
+
+def mark_failed(snapshot: RunSnapshot, error: str, *, at_ms: int | None = None) -> RunSnapshot:
+    """The run failed with ``error``, unless it was cancelled: cancelled is never overwritten."""
+    if snapshot.status is RunStatus.CANCELLED:
+        return snapshot
+    return snapshot.model_copy(
+        update={
+            "status": RunStatus.FAILED,
+            "error": error,
+            "updated_at_ms": now_ms() if at_ms is None else at_ms,
+        }
+    )
+
+
+def mark_cancelled(snapshot: RunSnapshot, *, at_ms: int | None = None) -> RunSnapshot:
+    """The run was cancelled. A run that already completed or failed keeps its outcome."""
+    if snapshot.status.is_terminal:
+        return snapshot
+    return snapshot.model_copy(
+        update={
+            "status": RunStatus.CANCELLED,
+            "updated_at_ms": now_ms() if at_ms is None else at_ms,
+        }
+    )
+
+
+def finish(
+    snapshot: RunSnapshot, *, error: str | None = None, at_ms: int | None = None
+) -> RunSnapshot:
+    """The run's span ended: stamp ``ended_at_ms`` and settle a status that is not terminal yet.
+
+    A run that ends without a terminal event completes, or fails with ``error`` when one is given
+    (an ERROR span status). A terminal status, cancelled above all, is kept. Finishing twice keeps
+    the first end time.
+    """
+    at = now_ms() if at_ms is None else at_ms
+    changes: dict[str, Any] = {"updated_at_ms": at}
+    if snapshot.ended_at_ms is None:
+        changes["ended_at_ms"] = at
+    if not snapshot.status.is_terminal:
+        if error is None:
+            changes["status"] = RunStatus.COMPLETED
+        else:
+            changes.update(status=RunStatus.FAILED, error=error)
+    return snapshot.model_copy(update=changes)

@@ -1,0 +1,5 @@
+"""Sinks: where finished and live runs go beyond the in-memory store."""
+
+from .base import RunSink
+
+__all__ = ["RunSink"]

@@ -1,0 +1,170 @@
+"""RunStore: every run's live snapshot and full event list, in memory, safe across threads.
+
+The port of the reference's ``InMemoryRunStore``. One plain lock guards both maps; nothing under
+it does I/O, so it is cheap to call from asyncio code. Unlike the reference, calls that name an
+unknown run raise :class:`RunNotFound` instead of silently doing nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import runs
+from .errors import RunNotFound
+from .events import BaseEvent, parse_event
+from .runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus, now_ms
+
+__all__ = ["RunStore"]
+
+
+class RunStore:
+    """Thread-safe in-memory runs and their events.
+
+    Snapshots are immutable, so the ones handed out can be kept and shared freely; event lists
+    are returned as new lists.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, RunSnapshot] = {}
+        self._events: dict[str, list[RunEventRecord]] = {}
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._runs
+
+    def create_run(
+        self,
+        session_id: str,
+        prompt: str = "",
+        *,
+        run_id: str | None = None,
+        agent_name: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        created_at_ms: int | None = None,
+    ) -> RunSnapshot:
+        """Register a new run in status ``created``; its id is ``run-<uuid4>`` unless given."""
+        at = now_ms() if created_at_ms is None else created_at_ms
+        snapshot = RunSnapshot(
+            id=run_id or f"run-{uuid.uuid4()}",
+            session_id=session_id,
+            prompt=prompt,
+            created_at_ms=at,
+            updated_at_ms=at,
+            agent_name=agent_name,
+            trace_id=trace_id,
+            span_id=span_id,
+            attributes=attributes or {},
+        )
+        with self._lock:
+            if snapshot.id in self._runs:
+                raise ValueError(f"a run with id {snapshot.id!r} already exists")
+            self._runs[snapshot.id] = snapshot
+            self._events[snapshot.id] = []
+        return snapshot
+
+    def record_event(
+        self,
+        run_id: str,
+        event: BaseEvent | dict[str, Any] | str | bytes,
+        *,
+        timestamp_ms: int | None = None,
+    ) -> RunSnapshot:
+        """Append ``event`` to the run and apply the status rules; returns the new snapshot.
+
+        The event is validated before anything changes, so a malformed one (which raises
+        ``pydantic.ValidationError``) leaves the run untouched.
+        """
+        return self.record(run_id, event, timestamp_ms=timestamp_ms)[0]
+
+    def record(
+        self,
+        run_id: str,
+        event: BaseEvent | dict[str, Any] | str | bytes,
+        *,
+        timestamp_ms: int | None = None,
+    ) -> tuple[RunSnapshot, RunEventRecord]:
+        """:meth:`record_event`, also returning the stored record (what sinks are given)."""
+        model = parse_event(event)
+        at = now_ms() if timestamp_ms is None else timestamp_ms
+        with self._lock:
+            snapshot = self._runs.get(run_id)
+            if snapshot is None:
+                raise RunNotFound(run_id)
+            run_events = self._events[run_id]
+            record = RunEventRecord.model_construct(
+                sequence=len(run_events), timestamp_ms=at, event=model
+            )
+            run_events.append(record)
+            snapshot = self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
+        return snapshot, record
+
+    def mark_failed(self, run_id: str, error: str) -> RunSnapshot:
+        """Mark the run failed with ``error``, unless it was cancelled."""
+        return self._update(run_id, lambda s: runs.mark_failed(s, error))
+
+    def mark_cancelled(self, run_id: str) -> RunSnapshot:
+        """Mark the run cancelled, unless it already completed or failed."""
+        return self._update(run_id, runs.mark_cancelled)
+
+    def finish(
+        self, run_id: str, *, error: str | None = None, at_ms: int | None = None
+    ) -> RunSnapshot:
+        """Stamp the run's end and settle its status (see :func:`runtrace.runs.finish`)."""
+        return self._update(run_id, lambda s: runs.finish(s, error=error, at_ms=at_ms))
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None:
+        """The run's current snapshot, or None if the store does not know it."""
+        return self._runs.get(run_id)
+
+    def status(self, run_id: str) -> RunStatus | None:
+        snapshot = self._runs.get(run_id)
+        return None if snapshot is None else snapshot.status
+
+    def events(self, run_id: str) -> list[RunEventRecord]:
+        """A copy of the run's events in sequence order (empty for an unknown run)."""
+        with self._lock:
+            return list(self._events.get(run_id, ()))
+
+    def list(self) -> list[RunSnapshot]:
+        """All snapshots, oldest first."""
+        with self._lock:
+            snapshots = list(self._runs.values())
+        snapshots.sort(key=lambda s: s.created_at_ms)
+        return snapshots
+
+    def records(self) -> list[RunRecord]:
+        """Every run with its events, oldest first, consistent with one another."""
+        with self._lock:
+            pairs = [(s, list(self._events[s.id])) for s in self._runs.values()]
+        pairs.sort(key=lambda pair: pair[0].created_at_ms)
+        return [RunRecord.model_construct(snapshot=s, events=e) for s, e in pairs]
+
+    def replace_records(self, records: Iterable[RunRecord]) -> None:
+        """Replace the whole store with ``records``; each ``event_count`` is recomputed."""
+        new_runs: dict[str, RunSnapshot] = {}
+        new_events: dict[str, list[RunEventRecord]] = {}
+        for record in records:
+            snapshot = record.snapshot
+            if snapshot.event_count != len(record.events):
+                snapshot = snapshot.model_copy(update={"event_count": len(record.events)})
+            new_runs[snapshot.id] = snapshot
+            new_events[snapshot.id] = list(record.events)
+        with self._lock:
+            self._runs = new_runs
+            self._events = new_events
+
+    def _update(self, run_id: str, change: Any) -> RunSnapshot:
+        with self._lock:
+            snapshot = self._runs.get(run_id)
+            if snapshot is None:
+                raise RunNotFound(run_id)
+            snapshot = self._runs[run_id] = change(snapshot)
+        return snapshot
