@@ -9,9 +9,10 @@ agent that adds a field loses nothing either.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 __all__ = [
     "AgentEnd",
@@ -50,7 +51,21 @@ __all__ = [
     "parse_event",
 ]
 
-_FROZEN_OPEN = ConfigDict(frozen=True, extra="allow")
+# Frozen: a recorded event can never change. Extra fields are kept: nothing an agent sends is lost.
+# No inf/NaN: JSON cannot carry them, so they would not survive the trip to DuckDB or OTLP.
+_FROZEN_OPEN = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
+
+
+def _check_finite(value: Any, path: str) -> None:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path or 'value'} is {value}, which JSON cannot represent")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{path}[{index}]")
 
 
 class TokenUsage(BaseModel):
@@ -101,6 +116,17 @@ class BaseEvent(BaseModel):
     model_config = _FROZEN_OPEN
 
     type: str
+
+    @model_validator(mode="after")
+    def _json_representable(self) -> BaseEvent:
+        # Typed float fields are covered by allow_inf_nan; free-form JSON (Any fields, extras)
+        # is checked here.
+        for name, value in self.__dict__.items():
+            if isinstance(value, (dict, list, float)):
+                _check_finite(value, name)
+        if self.__pydantic_extra__:
+            _check_finite(self.__pydantic_extra__, "")
+        return self
 
 
 class AgentStart(BaseEvent):

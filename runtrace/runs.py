@@ -15,6 +15,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     PlainSerializer,
     SerializerFunctionWrapHandler,
     model_serializer,
@@ -82,6 +83,8 @@ def _freeze_attributes(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(frozen)
 
 
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+
 Attributes = Annotated[
     Mapping[str, Any],
     AfterValidator(_freeze_attributes),
@@ -117,7 +120,7 @@ class RunSnapshot(BaseModel):
     ended_at_ms: int | None = None
     input_tokens: int = 0
     output_tokens: int = 0
-    attributes: Attributes = MappingProxyType({})
+    attributes: Attributes = Field(default_factory=lambda: _NO_ATTRIBUTES)
 
     @model_serializer(mode="wrap")
     def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

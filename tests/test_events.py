@@ -1,0 +1,237 @@
+"""Agent event models: typed core events, open-ended generic events, strict validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from runtrace import events
+from runtrace.events import (
+    AgentEnd,
+    AgentStart,
+    GenericEvent,
+    ToolEnd,
+    VerificationStart,
+    core_event_types,
+    parse_event,
+)
+
+SAMPLES: list[dict] = [
+    {"type": "agent_start", "prompt": "fix tests"},
+    {
+        "type": "agent_end",
+        "text": "done",
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        "verification_summary": {"status": "passed", "report_count": 1},
+        "meta": {"provider": "anthropic", "duration_ms": 1200},
+    },
+    {"type": "error", "message": "boom"},
+    {"type": "turn_start", "turn": 1},
+    {"type": "turn_end", "turn": 1, "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
+    {"type": "text_delta", "text": "héllo ✓"},
+    {"type": "reasoning_delta", "text": "thinking"},
+    {"type": "tool_start", "id": "t1", "name": "bash"},
+    {"type": "tool_input_delta", "id": None, "delta": '{"cmd"'},
+    {"type": "tool_execution_start", "id": "t1", "name": "bash", "args": {"cmd": ["ls", 1]}},
+    {"type": "tool_output_delta", "id": "t1", "name": "bash", "delta": "a.txt\n"},
+    {
+        "type": "tool_end",
+        "id": "t1",
+        "name": "bash",
+        "args": {"cmd": "ls"},
+        "output": "a.txt",
+        "exit_code": 0,
+        "metadata": None,
+        "error_kind": None,
+    },
+    {"type": "planning_start", "prompt": "plan it"},
+    {"type": "planning_end", "plan": {"steps": ["a", "b"]}, "estimated_steps": 2},
+    {"type": "step_start", "step_id": "s1", "description": "a", "step_number": 1, "total_steps": 2},
+    {"type": "step_end", "step_id": "s1", "status": "ok", "step_number": 1, "total_steps": 2},
+    {"type": "verification_start", "description": "run the tests"},
+    {
+        "type": "subagent_start",
+        "task_id": "k",
+        "session_id": "s2",
+        "parent_session_id": "s1",
+        "agent": "explorer",
+        "description": "look around",
+        "started_ms": 5,
+    },
+    {"type": "subagent_progress", "task_id": "k", "session_id": "s2", "status": "running"},
+    {
+        "type": "subagent_end",
+        "task_id": "k",
+        "session_id": "s2",
+        "agent": "explorer",
+        "output": "found it",
+        "success": True,
+    },
+    {
+        "type": "confirmation_required",
+        "tool_id": "t1",
+        "tool_name": "rm",
+        "args": {},
+        "timeout_ms": 100,
+    },
+    {"type": "confirmation_received", "tool_id": "t1", "approved": False, "reason": "no"},
+    {"type": "confirmation_timeout", "tool_id": "t1", "action_taken": "rejected"},
+    {"type": "permission_denied", "tool_id": "t1", "tool_name": "rm", "args": {}, "reason": "x"},
+    {
+        "type": "context_compacted",
+        "session_id": "s1",
+        "before_messages": 40,
+        "after_messages": 10,
+        "percent_before": 91.5,
+    },
+]
+
+
+def test_every_core_type_has_a_sample() -> None:
+    assert {s["type"] for s in SAMPLES} == core_event_types()
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s["type"])
+def test_core_event_parses_to_its_own_class_and_round_trips(sample: dict) -> None:
+    event = parse_event(sample)
+    assert not isinstance(event, GenericEvent)
+    assert event.type == sample["type"]
+    wire = event.model_dump(mode="json")
+    for key, value in sample.items():
+        if isinstance(value, dict) and key in ("usage", "verification_summary", "meta"):
+            assert {k: wire[key][k] for k in value} == value
+        else:
+            assert wire[key] == value
+    assert parse_event(wire) == event
+    assert parse_event(json.dumps(wire)) == event
+    assert parse_event(event.model_dump_json().encode()) == event
+
+
+def test_parse_event_accepts_json_text_bytes_and_models() -> None:
+    text = '{"type": "agent_start", "prompt": "p"}'
+    from_text = parse_event(text)
+    assert isinstance(from_text, AgentStart)
+    assert parse_event(text.encode()) == from_text
+    assert parse_event(from_text) is from_text
+
+
+def test_unknown_type_is_kept_verbatim_as_a_generic_event() -> None:
+    raw = {
+        "type": "budget_threshold_hit",
+        "resource": "tokens",
+        "consumed": 1.5e3,
+        "limit": 2000,
+        "nested": {"a": [1, None, "x", {"b": True}]},
+        "huge": 2**70,
+    }
+    event = parse_event(raw)
+    assert isinstance(event, GenericEvent)
+    assert event.model_dump(mode="json") == raw
+    assert json.loads(event.model_dump_json()) == raw
+    assert parse_event(event.model_dump_json()) == event
+
+
+def test_core_event_keeps_fields_it_does_not_know() -> None:
+    event = parse_event({"type": "agent_start", "prompt": "p", "model": "opus", "n": 3})
+    assert isinstance(event, AgentStart)
+    assert event.model_dump(mode="json") == {
+        "type": "agent_start",
+        "prompt": "p",
+        "model": "opus",
+        "n": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"type": "agent_end"}, "text"),
+        ({"type": "tool_end", "id": "t", "name": "n", "output": "o"}, "exit_code"),
+        (
+            {"type": "tool_end", "id": "t", "name": "n", "output": "o", "exit_code": "x"},
+            "exit_code",
+        ),
+        ({"type": "turn_start", "turn": "first"}, "turn"),
+        ({"type": "confirmation_timeout", "tool_id": "t", "action_taken": "maybe"}, "action_taken"),
+        ({"prompt": "no type"}, "type"),
+        ({"type": 7}, "type"),
+    ],
+)
+def test_malformed_event_raises_validation_error_naming_the_field(raw: dict, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_event(raw)
+    assert field in {str(loc) for err in info.value.errors() for loc in err["loc"]}
+
+
+def test_parse_event_rejects_non_event_values_clearly() -> None:
+    with pytest.raises(TypeError, match="must be a dict"):
+        parse_event(42)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        parse_event("not json")
+
+
+def test_events_are_immutable() -> None:
+    event = parse_event({"type": "error", "message": "m"})
+    with pytest.raises(ValidationError):
+        event.message = "changed"  # type: ignore[misc]
+
+
+def test_events_can_be_built_from_classes_with_their_type_filled_in() -> None:
+    assert ToolEnd(id="1", name="n", output="", exit_code=2).type == "tool_end"
+    assert AgentEnd(text="t").usage.total_tokens == 0
+    assert VerificationStart().model_dump(mode="json") == {
+        "type": "verification_start",
+        "description": None,
+    }
+    assert events.ErrorEvent(message="m").type == "error"
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(
+    event_type=st.text(min_size=1, max_size=20).filter(lambda t: t not in core_event_types()),
+    fields=st.dictionaries(
+        st.text(max_size=8).filter(lambda k: k != "type"), json_values, max_size=5
+    ),
+)
+def test_any_unknown_event_round_trips_through_json(event_type: str, fields: dict) -> None:
+    raw = {"type": event_type, **fields}
+    event = parse_event(raw)
+    assert isinstance(event, GenericEvent)
+    assert event.model_dump(mode="json") == raw
+    assert parse_event(event.model_dump_json()).model_dump(mode="json") == raw
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "custom", "ratio": float("inf")},
+        {"type": "custom", "nested": {"deep": [1.0, float("nan")]}},
+        {"type": "tool_execution_start", "id": "t", "name": "n", "args": {"x": float("-inf")}},
+        {
+            "type": "context_compacted",
+            "session_id": "s",
+            "before_messages": 1,
+            "after_messages": 1,
+            "percent_before": float("nan"),
+        },
+    ],
+)
+def test_non_finite_numbers_are_rejected_since_json_cannot_carry_them(raw: dict) -> None:
+    with pytest.raises(ValidationError):
+        parse_event(raw)
