@@ -99,9 +99,7 @@ class RunStore:
             if snapshot is None:
                 raise RunNotFound(run_id)
             run_events = self._events[run_id]
-            record = RunEventRecord.model_construct(
-                sequence=len(run_events), timestamp_ms=at, event=model
-            )
+            record = runs.event_record(len(run_events), at, model)
             run_events.append(record)
             snapshot = self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
         return snapshot, record

@@ -14,6 +14,7 @@ from runtrace.runs import (
     RunSnapshot,
     RunStatus,
     apply_event,
+    event_record,
     finish,
     mark_cancelled,
     mark_failed,
@@ -207,3 +208,15 @@ def test_run_record_round_trips_through_json() -> None:
     again = RunRecord.model_validate_json(record.model_dump_json())
     assert again == record
     assert type(again.events[1].event).__name__ == "AgentEnd"
+
+
+def test_fast_built_records_and_snapshots_equal_validated_ones() -> None:
+    event = parse_event(END)
+    assert event_record(3, 7, event) == RunEventRecord(sequence=3, timestamp_ms=7, event=event)
+    assert event_record(3, 7, event).model_dump_json() == (
+        RunEventRecord(sequence=3, timestamp_ms=7, event=event).model_dump_json()
+    )
+    after = apply(snapshot(), END)
+    rebuilt = RunSnapshot.model_validate(after.model_dump())
+    assert after == rebuilt
+    assert after.model_fields_set >= {"status", "event_count"}
