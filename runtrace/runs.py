@@ -244,16 +244,23 @@ def mark_failed(snapshot: RunSnapshot, error: str, *, at_ms: int | None = None) 
     )
 
 
-def mark_cancelled(snapshot: RunSnapshot, *, at_ms: int | None = None) -> RunSnapshot:
-    """The run was cancelled. A run that already completed or failed keeps its outcome."""
+def mark_cancelled(
+    snapshot: RunSnapshot, *, reason: str | None = None, at_ms: int | None = None
+) -> RunSnapshot:
+    """The run was cancelled. A run that already completed or failed keeps its outcome.
+
+    ``reason`` (e.g. "cancelled by host"), when given, is kept in ``error`` so that a stored
+    cancelled run still says why; its status tells it apart from a failure.
+    """
     if snapshot.status.is_terminal:
         return snapshot
-    return snapshot.model_copy(
-        update={
-            "status": RunStatus.CANCELLED,
-            "updated_at_ms": now_ms() if at_ms is None else at_ms,
-        }
-    )
+    changes: dict[str, Any] = {
+        "status": RunStatus.CANCELLED,
+        "updated_at_ms": now_ms() if at_ms is None else at_ms,
+    }
+    if reason is not None:
+        changes["error"] = reason
+    return snapshot.model_copy(update=changes)
 
 
 def finish(

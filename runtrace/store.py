@@ -108,9 +108,10 @@ class RunStore:
         """Mark the run failed with ``error``, unless it was cancelled."""
         return self._update(run_id, lambda s: runs.mark_failed(s, error))
 
-    def mark_cancelled(self, run_id: str) -> RunSnapshot:
-        """Mark the run cancelled, unless it already completed or failed."""
-        return self._update(run_id, runs.mark_cancelled)
+    def mark_cancelled(self, run_id: str, *, reason: str | None = None) -> RunSnapshot:
+        """Mark the run cancelled, unless it already completed or failed; a ``reason`` is kept
+        in ``error`` (see :func:`runtrace.runs.mark_cancelled`)."""
+        return self._update(run_id, lambda s: runs.mark_cancelled(s, reason=reason))
 
     def finish(
         self, run_id: str, *, error: str | None = None, at_ms: int | None = None
