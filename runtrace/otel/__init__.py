@@ -1,0 +1,36 @@
+"""The OpenTelemetry edge of runtrace: runs as spans, and the API agents record with.
+
+- :class:`Runtrace` / :class:`RunHandle`: start runs, record events, cancel.
+- :class:`RunSpanProcessor`: the SDK span processor that keeps run spans as live runs.
+- :mod:`runtrace.otel.attributes`: events and runs <-> span attributes, reusable for replay.
+- :class:`RunHooks`: observe runs; :class:`RunCancelled` is what a cancelled run raises.
+"""
+
+from __future__ import annotations
+
+from .api import RunHandle, RunScope, Runtrace, current_run, record_event
+from .attributes import (
+    SpanSettings,
+    event_attributes,
+    event_from_attributes,
+    run_status,
+)
+from .hooks import CancellationToken, CancelSpanHook, RunCancelled, RunHooks
+from .processor import RunSpanProcessor
+
+__all__ = [
+    "CancelSpanHook",
+    "CancellationToken",
+    "RunCancelled",
+    "RunHandle",
+    "RunHooks",
+    "RunScope",
+    "RunSpanProcessor",
+    "Runtrace",
+    "SpanSettings",
+    "current_run",
+    "event_attributes",
+    "event_from_attributes",
+    "record_event",
+    "run_status",
+]

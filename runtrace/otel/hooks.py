@@ -1,0 +1,109 @@
+"""Hooks into a run's life, the cancellation token, and the hook that ends a cancelled span.
+
+Hooks are the reference's ``HookExecutor``: they observe runs (start, every event, cancellation,
+end) without being sinks. Every method is optional; a hook that raises is logged and never breaks
+the run (under pytest it is re-raised, so bugs show in tests).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from ..errors import RuntraceError
+from ..events import BaseEvent
+from ..runs import RunSnapshot
+
+if TYPE_CHECKING:
+    from .processor import RunSpanProcessor
+
+__all__ = ["CancelSpanHook", "CancellationToken", "RunCancelled", "RunHooks"]
+
+HOOK_METHODS = ("on_run_start", "on_event", "on_run_cancelled", "on_run_end")
+
+
+@runtime_checkable
+class RunHooks(Protocol):
+    """What a hook may implement; all methods are optional (implement only those you need).
+
+    Calls come from the agent's thread, synchronously: keep them short.
+    """
+
+    def on_run_start(self, snapshot: RunSnapshot) -> None:
+        """A run was created (status ``created``)."""
+
+    def on_event(self, event: BaseEvent, run_id: str, session_id: str) -> None:
+        """``event`` was recorded on the run (the reference's ``record_agent_event``)."""
+
+    def on_run_cancelled(self, run_id: str, session_id: str, reason: str) -> None:
+        """The run was cancelled (the reference's ``record_run_cancelled``); called once per run."""
+
+    def on_run_end(self, snapshot: RunSnapshot) -> None:
+        """The run's span ended; ``snapshot`` is final (``ended_at_ms`` set)."""
+
+
+class RunCancelled(RuntraceError):
+    """Raised by :meth:`CancellationToken.raise_if_cancelled` once the run was cancelled.
+
+    Leaving ``start_run`` with it ends the run as cancelled, never failed.
+    """
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(f"run {run_id} was cancelled: {reason}")
+        self.run_id = run_id
+        self.reason = reason
+
+
+class CancellationToken:
+    """The run's cancellation flag, which the agent checks between steps (cooperative).
+
+    Thread-safe; ``wait`` lets a worker thread block until cancellation.
+    """
+
+    __slots__ = ("_event", "_reason", "run_id")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._event = threading.Event()
+        self._reason: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def reason(self) -> str | None:
+        """Why the run was cancelled, once it was."""
+        return self._reason
+
+    def cancel(self, reason: str) -> bool:
+        """Set the flag; False if it was already set (the first reason is kept)."""
+        if self._event.is_set():
+            return False
+        self._reason = reason
+        self._event.set()
+        return True
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`RunCancelled` if the run was cancelled."""
+        if self._event.is_set():
+            raise RunCancelled(self.run_id, self._reason or "cancelled")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled or ``timeout`` seconds pass; True if cancelled."""
+        return self._event.wait(timeout)
+
+
+class CancelSpanHook:
+    """The built-in hook: a cancelled run's span ends at once, with the cancelled status.
+
+    The processor installs it after the user's hooks. Spans that runtrace started are ended;
+    spans started by plain OpenTelemetry code get the status and attributes, and are ended by
+    their owner as usual (ending them here would make the owner's ``end()`` warn).
+    """
+
+    def __init__(self, processor: RunSpanProcessor) -> None:
+        self._processor = processor
+
+    def on_run_cancelled(self, run_id: str, session_id: str, reason: str) -> None:
+        self._processor.end_run(run_id)
