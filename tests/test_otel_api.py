@@ -1,0 +1,558 @@
+"""Runtrace and RunHandle: runs as spans, live snapshots, exceptions, cancellation, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+from pydantic import ValidationError
+
+from runtrace.errors import NoActiveRun, RuntraceError
+from runtrace.events import AgentEnd, TokenUsage
+from runtrace.otel import (
+    RunCancelled,
+    Runtrace,
+    SpanSettings,
+    current_run,
+    record_event,
+)
+from runtrace.runs import RunStatus
+
+
+class Recorder:
+    """A hook and a sink at once, remembering every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def on_run_start(self, snapshot: Any) -> None:
+        self.calls.append(("on_run_start", snapshot.id))
+
+    def on_event(self, event: Any, run_id: str, session_id: str) -> None:
+        self.calls.append(("on_event", (event.type, run_id, session_id)))
+
+    def on_run_cancelled(self, run_id: str, session_id: str, reason: str) -> None:
+        self.calls.append(("on_run_cancelled", (run_id, session_id, reason)))
+
+    def on_run_end(self, snapshot: Any) -> None:
+        self.calls.append(("on_run_end", snapshot))
+
+    def named(self, name: str) -> list[Any]:
+        return [args for call, args in self.calls if call == name]
+
+
+class Setup:
+    def __init__(self, **kwargs: Any) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider(span_limits=kwargs.pop("span_limits", None))
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.hook = Recorder()
+        self.rt = Runtrace(self.provider, hooks=[self.hook, *kwargs.pop("hooks", ())], **kwargs)
+
+    def spans(self, name: str | None = None) -> list[ReadableSpan]:
+        spans = self.exporter.get_finished_spans()
+        return [s for s in spans if name is None or s.name == name]
+
+    def run_span(self, run_id: str) -> ReadableSpan:
+        (span,) = [
+            s
+            for s in self.exporter.get_finished_spans()
+            if s.attributes.get("runtrace.run.id") == run_id
+            and s.attributes.get("runtrace.span.kind") == "run"
+        ]
+        return span
+
+
+@pytest.fixture
+def env() -> Iterator[Setup]:
+    setup = Setup()
+    yield setup
+    setup.provider.shutdown()
+
+
+def test_run_span_is_named_after_the_agent_and_carries_genai_attributes(env: Setup) -> None:
+    with env.rt.start_run("sess-1", prompt="fix tests", agent_name="coder", team="core") as run:
+        run.record({"type": "agent_start", "prompt": "fix tests"})
+        run.record(
+            {"type": "turn_end", "turn": 1, "usage": {"prompt_tokens": 10, "completion_tokens": 3}}
+        )
+        run.record(
+            {"type": "turn_end", "turn": 2, "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
+        )
+        run.record({"type": "agent_end", "text": "done"})
+    span = env.run_span(run.id)
+    assert span.name == "invoke_agent coder"
+    attrs = span.attributes
+    assert attrs["gen_ai.operation.name"] == "invoke_agent"
+    assert attrs["gen_ai.agent.name"] == "coder"
+    assert attrs["gen_ai.conversation.id"] == "sess-1"
+    assert attrs["team"] == "core"
+    assert attrs["gen_ai.usage.input_tokens"] == 15
+    assert attrs["gen_ai.usage.output_tokens"] == 5
+    assert attrs["runtrace.run.status"] == "completed"
+    assert attrs["runtrace.run.event_count"] == 4
+    assert span.status.status_code is StatusCode.OK
+    assert [e.name for e in span.events] == ["agent_start", "turn_end", "turn_end", "agent_end"]
+
+
+def test_snapshot_fills_span_ids_agent_and_attributes(env: Setup) -> None:
+    with env.rt.start_run("s", agent_name="coder", **{"my.key": 7}) as run:
+        ctx = trace.get_current_span().get_span_context()
+        snap = run.snapshot()
+    assert snap.trace_id == format(ctx.trace_id, "032x")
+    assert snap.span_id == format(ctx.span_id, "016x")
+    assert len(snap.trace_id) == 32 and len(snap.span_id) == 16
+    assert snap.agent_name == "coder"
+    assert snap.attributes["my.key"] == 7
+    assert run.snapshot().ended_at_ms is not None
+
+
+def test_snapshot_is_live_while_the_run_is_open(env: Setup) -> None:
+    with env.rt.start_run("s", prompt="p") as run:
+        assert run.status() is RunStatus.CREATED
+        run.record({"type": "agent_start", "prompt": "p"})
+        assert run.status() is RunStatus.EXECUTING
+        run.record({"type": "planning_start", "prompt": "p"})
+        assert env.rt.store.snapshot(run.id).status is RunStatus.PLANNING
+        assert run.snapshot().ended_at_ms is None
+        assert env.spans() == []  # nothing exported yet, but the store knows everything
+        assert [r.event.type for r in run.events()] == ["agent_start", "planning_start"]
+
+
+def test_run_without_terminal_event_completes_at_end(env: Setup) -> None:
+    with env.rt.start_run("s") as run:
+        run.record({"type": "agent_start", "prompt": "x"})
+    assert run.status() is RunStatus.COMPLETED
+    assert env.run_span(run.id).status.status_code is StatusCode.OK
+
+
+def test_error_event_fails_the_run_and_the_span(env: Setup) -> None:
+    with env.rt.start_run("s") as run:
+        run.record({"type": "error", "message": "model unavailable"})
+    span = env.run_span(run.id)
+    assert run.snapshot().error == "model unavailable"
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "model unavailable"
+    assert span.attributes["error.type"] == "agent_error"
+    assert span.attributes["runtrace.run.status"] == "failed"
+
+
+def test_exception_fails_the_run_records_it_and_is_reraised(env: Setup) -> None:
+    with pytest.raises(ValueError, match="boom"), env.rt.start_run("s") as run:
+        run.record({"type": "agent_start", "prompt": "x"})
+        raise ValueError("boom")
+    snap = run.snapshot()
+    assert snap.status is RunStatus.FAILED
+    assert snap.error == "ValueError: boom"
+    assert snap.ended_at_ms is not None
+    span = env.run_span(run.id)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ValueError"
+    assert [e.name for e in span.events][-1] == "exception"
+    assert [r.event.type for r in run.events()] == ["agent_start"]  # exception not an event
+
+
+def test_invalid_event_raises_and_leaves_the_run_untouched(env: Setup) -> None:
+    with env.rt.start_run("s") as run:
+        with pytest.raises(ValidationError):
+            run.record({"type": "tool_start", "id": "t1"})
+        assert run.snapshot().event_count == 0
+    assert env.run_span(run.id).events == ()
+
+
+def test_record_event_records_on_the_current_run(env: Setup) -> None:
+    with env.rt.start_run("s") as run:
+        assert current_run() is run
+        record_event({"type": "agent_start", "prompt": "hi"})
+        with env.rt.tracer.start_as_current_span("llm call"):
+            record_event({"type": "text_delta", "text": "hello"})
+    assert [r.event.type for r in run.events()] == ["agent_start", "text_delta"]
+    assert current_run() is None
+
+
+def test_record_event_without_a_run_says_so() -> None:
+    with pytest.raises(NoActiveRun, match="start_run"):
+        record_event({"type": "agent_start", "prompt": "x"})
+    assert issubclass(NoActiveRun, RuntraceError)
+
+
+def test_nested_runs_are_parent_and_child_spans(env: Setup) -> None:
+    with env.rt.start_run("outer", agent_name="lead") as outer:
+        with env.rt.start_run("inner", agent_name="helper") as inner:
+            record_event({"type": "agent_start", "prompt": "sub"})
+        record_event({"type": "agent_start", "prompt": "main"})
+    outer_span, inner_span = env.run_span(outer.id), env.run_span(inner.id)
+    assert inner_span.parent is not None
+    assert inner_span.parent.span_id == outer_span.context.span_id
+    assert [r.event.prompt for r in inner.events()] == ["sub"]  # type: ignore[attr-defined]
+    assert [r.event.prompt for r in outer.events()] == ["main"]  # type: ignore[attr-defined]
+
+
+def test_tool_calls_and_subagents_become_child_spans(env: Setup) -> None:
+    with env.rt.start_run("s", agent_name="lead") as run:
+        run.record({"type": "tool_start", "id": "t1", "name": "bash"})
+        run.record({"type": "tool_execution_start", "id": "t1", "name": "bash", "args": {"c": 1}})
+        run.record({"type": "tool_end", "id": "t1", "name": "bash", "output": "no", "exit_code": 2})
+        run.record(
+            {
+                "type": "subagent_start",
+                "task_id": "k1",
+                "session_id": "sub-sess",
+                "parent_session_id": "s",
+                "agent": "reviewer",
+                "description": "review the diff",
+            }
+        )
+        run.record(
+            {
+                "type": "subagent_end",
+                "task_id": "k1",
+                "session_id": "sub-sess",
+                "agent": "reviewer",
+                "output": "lgtm",
+                "success": True,
+            }
+        )
+    run_span = env.run_span(run.id)
+    (tool,) = env.spans("execute_tool bash")
+    (sub,) = env.spans("invoke_agent reviewer")
+    for child in (tool, sub):
+        assert child.parent is not None and child.parent.span_id == run_span.context.span_id
+        assert child.attributes["runtrace.run.id"] == run.id
+    assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
+    assert tool.attributes["gen_ai.tool.call.id"] == "t1"
+    assert tool.status.status_code is StatusCode.ERROR
+    assert tool.attributes["error.type"] == "tool_error"
+    assert sub.attributes["gen_ai.operation.name"] == "invoke_agent"
+    assert sub.attributes["gen_ai.conversation.id"] == "sub-sess"
+    assert sub.status.status_code is StatusCode.OK
+    # the subagent's invoke_agent span is runtrace's own child span, not a new run
+    assert [s.id for s in env.rt.store.list()] == [run.id]
+
+
+def test_child_span_left_open_ends_with_the_run(env: Setup) -> None:
+    with env.rt.start_run("s") as run:
+        run.record({"type": "tool_start", "id": "t9", "name": "sleep"})
+    (tool,) = env.spans("execute_tool sleep")
+    assert tool.attributes["runtrace.span.unfinished"] is True
+    assert tool.end_time <= env.run_span(run.id).end_time
+
+
+def test_thousand_events_are_all_kept_while_the_span_holds_128(env: Setup) -> None:
+    with env.rt.start_run("s") as run:
+        run.record({"type": "agent_start", "prompt": "long"})
+        for i in range(998):
+            run.record({"type": "text_delta", "text": f"chunk {i}"})
+        run.record({"type": "agent_end", "text": "done"})
+    events = run.events()
+    assert len(events) == 1000 == run.snapshot().event_count
+    assert [r.sequence for r in events] == list(range(1000))
+    assert events[0].event.type == "agent_start"
+    span = env.run_span(run.id)
+    assert len(span.events) == 128
+    assert span.dropped_events == 872
+    assert span.attributes["runtrace.run.event_count"] == 1000
+    assert span.attributes["runtrace.run.span_dropped_events"] == 872
+    assert span.events[-1].attributes["runtrace.event.sequence"] == 999
+
+
+def test_raised_span_event_limit_keeps_every_event_on_the_span() -> None:
+    setup = Setup(span_limits=SpanLimits(max_events=2000))
+    with setup.rt.start_run("s") as run:
+        for i in range(1000):
+            run.record({"type": "text_delta", "text": str(i)})
+    span = setup.run_span(run.id)
+    assert len(span.events) == 1000
+    assert span.attributes["runtrace.run.span_dropped_events"] == 0
+
+
+def test_content_is_off_spans_by_default_and_kept_in_the_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    setup = Setup()
+    with setup.rt.start_run("s", prompt="secret prompt") as run:
+        run.record({"type": "agent_start", "prompt": "secret prompt"})
+        run.record(
+            {"type": "tool_end", "id": "t", "name": "cat", "output": "secret", "exit_code": 0}
+        )
+        run.record({"type": "agent_end", "text": "secret answer"})
+    span = setup.run_span(run.id)
+    everything = repr(span.to_json()) + repr([s.to_json() for s in setup.spans()])
+    assert "secret" not in everything
+    assert span.events[0].attributes["runtrace.event.omitted"] == ("prompt",)
+    assert run.snapshot().prompt == "secret prompt"
+    assert run.snapshot().result_text == "secret answer"
+    assert run.events()[1].event.output == "secret"  # type: ignore[attr-defined]
+
+
+def test_content_capture_setting_puts_content_on_spans_truncated() -> None:
+    setup = Setup(settings=SpanSettings(capture_content=True, max_value_length=64))
+    long_text = "x" * 500
+    with setup.rt.start_run("s", prompt="the prompt") as run:
+        run.record({"type": "agent_start", "prompt": "the prompt"})
+        run.record(AgentEnd(text=long_text, usage=TokenUsage(prompt_tokens=1)))
+    span = setup.run_span(run.id)
+    assert span.attributes["runtrace.run.prompt"] == "the prompt"
+    assert span.events[0].attributes["runtrace.event.prompt"] == "the prompt"
+    shown = span.events[1].attributes["runtrace.event.text"]
+    assert len(shown) <= 64 and "truncated, 500 chars" in shown
+    assert span.attributes["runtrace.run.result"].endswith("truncated, 500 chars]")
+    assert run.snapshot().result_text == long_text  # never truncated in the store
+
+
+def test_content_capture_env_var_turns_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    setup = Setup()
+    with setup.rt.start_run("s") as run:
+        run.record({"type": "agent_start", "prompt": "visible"})
+    assert setup.run_span(run.id).events[0].attributes["runtrace.event.prompt"] == "visible"
+
+
+# --- cancellation -------------------------------------------------------------------------------
+
+
+def test_cancel_ends_the_span_as_cancelled_and_tells_hooks_once(env: Setup) -> None:
+    with env.rt.start_run("s") as run:
+        run.record({"type": "agent_start", "prompt": "x"})
+        assert not run.cancelled
+        assert run.cancel() is True
+        assert run.cancelled
+        assert run.cancel() is False  # sticky: once only
+        span = env.run_span(run.id)  # the built-in hook ended it already
+        run.record({"type": "agent_end", "text": "too late"})  # stored, counted, not on the span
+    snap = run.snapshot()
+    assert snap.status is RunStatus.CANCELLED
+    assert snap.error == "cancelled by host"
+    assert snap.event_count == 2
+    assert env.hook.named("on_run_cancelled") == [(run.id, "s", "cancelled by host")]
+    assert len(env.hook.named("on_run_end")) == 1
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "cancelled: cancelled by host"
+    assert span.attributes["error.type"] == "cancelled"
+    assert span.attributes["runtrace.run.status"] == "cancelled"
+    assert [e.name for e in span.events] == ["agent_start"]
+    assert len(env.spans()) == 1
+
+
+def test_cancel_only_stops_the_sessions_current_run(env: Setup) -> None:
+    first = env.rt.begin_run("s")
+    second = env.rt.begin_run("s")  # the session moved on
+    assert first.cancel() is False
+    assert env.rt.current_run("s") is not None
+    assert env.rt.current_run("s").id == second.id  # type: ignore[union-attr]
+    assert second.cancel() is True
+    assert first.status() is RunStatus.CREATED
+    first.end()
+    assert first.status() is RunStatus.COMPLETED
+    assert second.status() is RunStatus.CANCELLED
+
+
+def test_finished_run_cannot_be_cancelled(env: Setup) -> None:
+    with env.rt.start_run("s") as run:
+        run.record({"type": "agent_end", "text": "done"})
+        assert run.cancel() is False  # completed already
+    assert run.cancel() is False  # span ended
+    assert run.status() is RunStatus.COMPLETED
+    assert env.hook.named("on_run_cancelled") == []
+
+
+def test_cancelled_run_is_not_overwritten_by_a_later_error_or_exception(env: Setup) -> None:
+    with pytest.raises(RuntimeError), env.rt.start_run("s") as run:
+        run.cancel("user pressed stop")
+        run.record({"type": "error", "message": "aborted"})
+        raise RuntimeError("unwinding after cancel")
+    snap = run.snapshot()
+    assert snap.status is RunStatus.CANCELLED
+    assert snap.error == "user pressed stop"
+    assert len(env.hook.named("on_run_cancelled")) == 1
+    assert env.run_span(run.id).status.description == "cancelled: user pressed stop"
+
+
+def test_raise_if_cancelled_stops_the_agent_and_ends_cancelled(env: Setup) -> None:
+    with pytest.raises(RunCancelled) as info, env.rt.start_run("s") as run:
+        run.raise_if_cancelled()
+        threading.Thread(target=run.cancel, args=("host stop",)).start()
+        assert run.token.wait(5)
+        run.raise_if_cancelled()
+    assert info.value.reason == "host stop"
+    assert isinstance(info.value, RuntraceError)
+    assert run.status() is RunStatus.CANCELLED
+
+
+def test_cancelled_status_can_be_unset() -> None:
+    setup = Setup(settings=SpanSettings(cancelled_status="unset"))
+    with setup.rt.start_run("s") as run:
+        run.cancel()
+    span = setup.run_span(run.id)
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes["error.type"] == "cancelled"
+    assert run.status() is RunStatus.CANCELLED
+
+
+def test_keyboard_interrupt_ends_the_run_cancelled(env: Setup) -> None:
+    with pytest.raises(KeyboardInterrupt), env.rt.start_run("s") as run:
+        raise KeyboardInterrupt
+    assert run.status() is RunStatus.CANCELLED
+    assert env.hook.named("on_run_cancelled") == [(run.id, "s", "KeyboardInterrupt")]
+    assert env.run_span(run.id).attributes["error.type"] == "cancelled"
+
+
+def test_closed_generator_ends_the_run_cancelled(env: Setup) -> None:
+    def agent() -> Iterator[str]:
+        with env.rt.start_run("s") as run:
+            ids.append(run.id)
+            while True:
+                yield "step"
+
+    ids: list[str] = []
+    gen = agent()
+    next(gen)
+    gen.close()
+    assert env.rt.store.status(ids[0]) is RunStatus.CANCELLED
+    assert env.run_span(ids[0]).status.description == "cancelled: generator closed"
+
+
+def test_asyncio_task_cancellation_ends_the_run_cancelled(env: Setup) -> None:
+    async def agent(ready: asyncio.Event, ids: list[str]) -> None:
+        async with env.rt.start_run("s") as run:
+            ids.append(run.id)
+            run.record({"type": "agent_start", "prompt": "x"})
+            ready.set()
+            await asyncio.sleep(3600)
+
+    async def main() -> str:
+        ready = asyncio.Event()
+        ids: list[str] = []
+        task = asyncio.create_task(agent(ready, ids))
+        await ready.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return ids[0]
+
+    run_id = asyncio.run(main())
+    assert env.rt.store.status(run_id) is RunStatus.CANCELLED
+    span = env.run_span(run_id)
+    assert span.status.description == "cancelled: asyncio task cancelled"
+
+
+def test_async_context_manager_completes_a_run(env: Setup) -> None:
+    async def main() -> str:
+        async with env.rt.start_run("s", agent_name="a") as run:
+            await asyncio.sleep(0)
+            record_event({"type": "agent_end", "text": "ok"})
+            return run.id
+
+    run_id = asyncio.run(main())
+    assert env.rt.store.status(run_id) is RunStatus.COMPLETED
+
+
+def test_hook_that_raises_is_logged_and_never_breaks_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken:
+        def on_event(self, event: Any, run_id: str, session_id: str) -> None:
+            raise RuntimeError("hook bug")
+
+        def on_run_cancelled(self, run_id: str, session_id: str, reason: str) -> None:
+            raise RuntimeError("hook bug")
+
+    setup = Setup(hooks=[Broken()], raise_errors=False)
+    with setup.rt.start_run("s") as run:
+        run.record({"type": "agent_start", "prompt": "x"})
+        assert run.cancel() is True
+    assert run.status() is RunStatus.CANCELLED
+    assert setup.run_span(run.id).attributes["runtrace.run.status"] == "cancelled"
+    logged = [
+        r.exc_info[1]
+        for r in caplog.records
+        if r.name == "runtrace.otel" and r.exc_info and r.exc_info[1] is not None
+    ]
+    assert [str(e) for e in logged] == ["hook bug", "hook bug"]
+
+
+def test_hook_errors_are_raised_under_pytest_by_default() -> None:
+    class Broken:
+        def on_run_start(self, snapshot: Any) -> None:
+            raise RuntimeError("hook bug")
+
+    setup = Setup(hooks=[Broken()])
+    with pytest.raises(RuntimeError, match="hook bug"):
+        setup.rt.begin_run("s")
+
+
+def test_hooks_see_start_events_and_end(env: Setup) -> None:
+    with env.rt.start_run("s") as run:
+        run.record({"type": "agent_start", "prompt": "x"})
+    assert env.hook.named("on_run_start") == [run.id]
+    assert env.hook.named("on_event") == [("agent_start", run.id, "s")]
+    (final,) = env.hook.named("on_run_end")
+    assert final.status is RunStatus.COMPLETED and final.ended_at_ms is not None
+
+
+def test_runtrace_refuses_a_provider_that_is_not_the_sdk() -> None:
+    with pytest.raises(RuntraceError, match="SDK TracerProvider"):
+        Runtrace(trace.NoOpTracerProvider())
+
+
+# --- concurrency --------------------------------------------------------------------------------
+
+
+def test_many_runs_on_threads_keep_their_own_events(env: Setup) -> None:
+    barrier = threading.Barrier(16)
+    ids: dict[int, str] = {}
+
+    def agent(n: int) -> None:
+        barrier.wait()
+        with env.rt.start_run(f"sess-{n}") as run:
+            ids[n] = run.id
+            for i in range(50):
+                record_event({"type": "turn_start", "turn": i})
+            if n % 4 == 0:
+                run.cancel()
+            else:
+                record_event({"type": "agent_end", "text": f"done {n}"})
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(env.rt.store) == 16
+    for n, run_id in ids.items():
+        snap = env.rt.store.snapshot(run_id)
+        assert snap is not None and snap.session_id == f"sess-{n}"
+        assert snap.event_count == 51 - (n % 4 == 0)
+        expected = RunStatus.CANCELLED if n % 4 == 0 else RunStatus.COMPLETED
+        assert snap.status is expected
+        assert env.run_span(run_id).parent is None
+
+
+def test_many_runs_on_asyncio_tasks_keep_their_own_context(env: Setup) -> None:
+    async def agent(n: int) -> str:
+        async with env.rt.start_run(f"sess-{n}") as run:
+            for i in range(20):
+                await asyncio.sleep(0)
+                assert current_run() is run
+                record_event({"type": "turn_start", "turn": i})
+            return run.id
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(agent(n) for n in range(32)))
+
+    ids = asyncio.run(main())
+    assert len(set(ids)) == 32
+    for n, run_id in enumerate(ids):
+        events = env.rt.store.events(run_id)
+        assert [r.event.turn for r in events] == list(range(20))  # type: ignore[attr-defined]
+        assert env.rt.store.snapshot(run_id).session_id == f"sess-{n}"  # type: ignore[union-attr]
+        assert env.run_span(run_id).parent is None
