@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from minidb import MINI_EVENTS, MINI_RUNS, T0
 
+from runtrace.demo import DemoResult
 from runtrace.errors import QueryError
 from runtrace.queries import get_query, list_queries, run_query
 
@@ -172,3 +173,108 @@ def test_a_sql_file_runs_by_path_and_bad_sql_raises_query_error(mini_con, tmp_pa
         run_query(mini_con, bad)
     with pytest.raises(QueryError, match=r"cannot read query file"):
         get_query(tmp_path / "missing.sql")
+
+
+# --- every query against the seeded demo file, checked against the planned workload ------------
+
+
+@pytest.mark.parametrize("query", list_queries(), ids=lambda q: q.name)
+def test_every_query_runs_on_the_demo_file(query, demo: DemoResult) -> None:
+    planned = demo.workload.runs[0]
+    params = {
+        "session_id": planned.session_id,
+        "run_id": demo.run_ids[0],
+    }
+    needed = {p.name: params[p.name] for p in query.params if p.required}
+    table = run_query(demo.path, query.name, needed)  # opened by path, read-only
+    assert table.num_columns > 0
+
+
+def test_outcome_queries_match_the_planned_outcomes(demo: DemoResult, demo_con) -> None:
+    expected = demo.workload.expected
+    summary = run_query(demo_con, "outcome_summary").to_pylist()
+    assert {r["status"]: r["runs"] for r in summary} == expected.status_counts
+    assert sum(r["events"] for r in summary) == expected.events
+    by_agent = run_query(demo_con, "outcomes_by_agent").to_pylist()
+    assert {(r["agent_name"], r["status"]): r["runs"] for r in by_agent} == (
+        expected.status_by_agent
+    )
+    over_time = run_query(demo_con, "outcome_rates_over_time", {"bucket": "1 day"}).to_pylist()
+    assert sum(r["cancelled"] for r in over_time) == expected.status_counts["cancelled"]
+    assert sum(r["runs"] for r in over_time) == expected.runs
+
+
+def test_tool_queries_match_the_planned_tool_calls(demo: DemoResult, demo_con) -> None:
+    expected = demo.workload.expected
+    stats = run_query(demo_con, "tool_stats").to_pylist()
+    assert {r["tool_name"]: r["calls"] for r in stats} == expected.tool_calls
+    assert {r["tool_name"]: r["failures"] for r in stats if r["failures"]} == (
+        expected.tool_failures
+    )
+    assert all(r["p50_latency_ms"] is not None and r["p50_latency_ms"] >= 0 for r in stats)
+    failures = run_query(demo_con, "tool_failures").to_pylist()
+    assert {(r["tool_name"], r["exit_code"]): r["failures"] for r in failures} == (
+        expected.tool_failures_by_exit
+    )
+    bash_only = run_query(demo_con, "tool_failures", {"tool_name": "bash"}).to_pylist()
+    assert sum(r["failures"] for r in bash_only) == expected.tool_failures["bash"]
+
+
+def test_token_queries_match_the_planned_usage(demo: DemoResult, demo_con) -> None:
+    expected = demo.workload.expected
+    agents = run_query(demo_con, "tokens_by_agent").to_pylist()
+    assert {r["agent_name"]: (r["input_tokens"], r["output_tokens"]) for r in agents} == (
+        expected.tokens_by_agent
+    )
+    sessions = run_query(demo_con, "tokens_by_session", {"limit": expected.sessions}).to_pylist()
+    assert len(sessions) == expected.sessions
+    assert sum(r["total_tokens"] for r in sessions) == expected.input_tokens + (
+        expected.output_tokens
+    )
+    top = run_query(demo_con, "tokens_per_run", {"limit": 3})["total_tokens"].to_pylist()
+    assert top == sorted(top, reverse=True)
+
+
+def test_failure_and_size_queries_match_the_plan(demo: DemoResult, demo_con) -> None:
+    expected = demo.workload.expected
+    errors = run_query(demo_con, "error_messages", {"limit": 1000}).to_pylist()
+    assert sum(r["runs"] for r in errors) == expected.status_counts["failed"]
+    histogram = run_query(demo_con, "events_per_run").to_pylist()
+    assert sum(r["runs"] for r in histogram) == expected.runs
+    assert sum(r["events"] for r in histogram) == expected.events
+    assert histogram[-1]["min_events"] <= expected.max_events < histogram[-1]["below_events"]
+    durations = run_query(demo_con, "duration_percentiles").to_pylist()
+    assert sum(r["runs"] for r in durations) == expected.runs  # every demo run ended
+    slowest = run_query(demo_con, "slowest_runs", {"limit": 5})["duration_ms"].to_pylist()
+    assert slowest == sorted(slowest, reverse=True)
+
+
+def test_subagent_outcomes_match_the_plan(demo: DemoResult, demo_con) -> None:
+    expected = demo.workload.expected
+    rows = run_query(demo_con, "subagent_outcomes").to_pylist()
+    assert {r["subagent"]: r["started"] for r in rows} == expected.subagents_started
+    assert {r["subagent"]: r["succeeded"] for r in rows} == {
+        agent: expected.subagents_succeeded.get(agent, 0) for agent in expected.subagents_started
+    }
+
+
+def test_no_demo_run_is_left_open(demo_con) -> None:
+    assert run_query(demo_con, "stuck_runs", {"older_than_minutes": 0}).num_rows == 0
+
+
+def test_session_timeline_holds_every_event_of_the_session(demo: DemoResult, demo_con) -> None:
+    session = demo.workload.runs[0].session_id
+    planned_events = sum(len(r.events) for r in demo.workload.runs if r.session_id == session)
+    rows = run_query(demo_con, "session_timeline", {"session_id": session, "limit": 100_000})
+    assert rows.num_rows == planned_events
+    elapsed = rows["elapsed_ms"].to_pylist()
+    assert elapsed[0] == 0 and elapsed == sorted(elapsed)
+
+
+def test_list_runs_filters_by_status_and_session(demo: DemoResult, demo_con) -> None:
+    expected = demo.workload.expected
+    cancelled = run_query(demo_con, "list_runs", {"status": "cancelled", "limit": 1000})
+    assert cancelled.num_rows == expected.status_counts["cancelled"]
+    session = demo.workload.runs[0].session_id
+    in_session = run_query(demo_con, "list_runs", {"session_id": session, "limit": 1000})
+    assert in_session.num_rows == sum(1 for r in demo.workload.runs if r.session_id == session)
