@@ -261,7 +261,7 @@ def test_thousand_events_are_all_kept_while_the_span_holds_128(env: Setup) -> No
     assert span.dropped_events == 872
     assert span.attributes["runtrace.run.event_count"] == 1000
     assert span.attributes["runtrace.run.span_dropped_events"] == 872
-    assert span.events[-1].attributes["runtrace.event.sequence"] == 999
+    assert span.events[-1].attributes["runtrace.record.sequence"] == 999
 
 
 def test_raised_span_event_limit_keeps_every_event_on_the_span() -> None:
@@ -288,7 +288,7 @@ def test_content_is_off_spans_by_default_and_kept_in_the_store(
     span = setup.run_span(run.id)
     everything = repr(span.to_json()) + repr([s.to_json() for s in setup.spans()])
     assert "secret" not in everything
-    assert span.events[0].attributes["runtrace.event.omitted"] == ("prompt",)
+    assert span.events[0].attributes["runtrace.record.omitted"] == ("prompt",)
     assert run.snapshot().prompt == "secret prompt"
     assert run.snapshot().result_text == "secret answer"
     assert run.events()[1].event.output == "secret"  # type: ignore[attr-defined]

@@ -103,13 +103,13 @@ RUN_RESULT = "runtrace.run.result"
 SPAN_KIND = "runtrace.span.kind"
 """``run`` on run spans, ``tool`` / ``subagent`` on runtrace's child spans (which are not runs)."""
 EVENT_PREFIX = "runtrace.event."
-EVENT_SEQUENCE = "runtrace.event.sequence"
+EVENT_SEQUENCE = "runtrace.record.sequence"
 """The event's place in the run; also marks a span event as recorded through runtrace."""
-EVENT_OMITTED = "runtrace.event.omitted"
+EVENT_OMITTED = "runtrace.record.omitted"
 """Content fields left off the span event because capture is off."""
-EVENT_TRUNCATED = "runtrace.event.truncated"
+EVENT_TRUNCATED = "runtrace.record.truncated"
 """Attribute keys whose string value was cut to ``max_value_length``."""
-EVENT_JSON = "runtrace.event.json"
+EVENT_JSON = "runtrace.record.json"
 """Attribute keys whose value is JSON text: values that are not flat attributes (dicts...)."""
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -314,10 +314,11 @@ def event_attributes(
     GenAI names where they exist (``gen_ai.tool.name``, ``gen_ai.tool.call.id``,
     ``gen_ai.usage.input_tokens``, ``error.type``...), ``runtrace.event.<field>`` otherwise,
     nested models flattened with dots. Content fields are left off unless
-    ``settings.capture_content``, and listed in ``runtrace.event.omitted``. Values that are not
-    flat attributes become JSON text, listed in ``runtrace.event.json``; strings longer than
-    ``settings.max_value_length`` are truncated and listed in ``runtrace.event.truncated``.
-    ``sequence`` (the record's place in the run) marks the span event as runtrace's own.
+    ``settings.capture_content``, and listed in ``runtrace.record.omitted``. Values that are not
+    flat attributes become JSON text, listed in ``runtrace.record.json``; strings longer than
+    ``settings.max_value_length`` are truncated and listed in ``runtrace.record.truncated``.
+    ``sequence`` (``runtrace.record.sequence``, the record's place in the run) marks the span
+    event as recorded through runtrace. Field names that contain dots come back nested.
     """
     settings = settings or _default_settings()
     enc = _Encoder(settings)
@@ -396,8 +397,9 @@ def event_from_attributes(name: str, attributes: Mapping[str, Any] | None) -> Ba
 
     Accepts runtrace's own attribute names, the GenAI names it uses, and bare field names (so
     ``span.add_event("tool_start", {"id": "t1", "name": "bash"})`` works). JSON-encoded values
-    listed in ``runtrace.event.json`` are decoded unless truncated; content fields that capture left
-    off come back empty. Raises ``pydantic.ValidationError`` if a core event's fields do not fit.
+    listed in ``runtrace.record.json`` are decoded unless truncated; content fields that capture
+    left off come back empty. Raises ``pydantic.ValidationError`` if a core event's fields do not
+    fit.
     """
     attributes = attributes or {}
     json_keys = set(attributes.get(EVENT_JSON, ())) - set(attributes.get(EVENT_TRUNCATED, ()))
