@@ -43,3 +43,18 @@ class StoreLocked(StoreFileError):
 
 class QueryError(RuntraceError):
     """A named query is unknown, or its parameters do not fit it."""
+
+
+class StoreNotFound(StoreFileError):
+    """A reader was pointed at a runtrace file that does not exist."""
+
+
+class JsonlImportError(RuntraceError):
+    """A JSON-lines import found a line it cannot use; nothing was written.
+
+    ``line`` is the 1-based number of the offending line.
+    """
+
+    def __init__(self, message: str, *, line: int) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line

@@ -1,0 +1,212 @@
+"""Per-process segment files: where a flush goes when another process holds the DuckDB file.
+
+A writer that cannot get the file's write lock at once (a reader has it open, or another
+writer is flushing) writes its batch as two Parquet files next to it, in ``<file>.segments/``,
+and moves on. Readers union them with the file (:func:`runtrace.connect`); the next writer that
+gets the lock compacts them into the file in the same transaction as its own batch, recording
+their names in ``runtrace_segments`` so that a crash between commit and delete never counts a
+segment twice.
+
+Names start with a zero-padded nanosecond clock (monotonic per process), so sorting names
+sorts one process's flushes in order; a run is written by one process only, so the latest
+segment row of a run is its latest snapshot. Files appear by atomic rename: a reader never
+sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .schema import (
+    EVENT_COLUMNS,
+    RUN_COLUMNS,
+    SEGMENTS_TABLE,
+    events_select_sql,
+    runs_select_sql,
+)
+from .storefile import HOST, pid_alive
+
+__all__ = [
+    "EVENTS_SUFFIX",
+    "RUNS_SUFFIX",
+    "compact_segments",
+    "ensure_segment_dir",
+    "list_segments",
+    "segment_dir",
+    "write_segment",
+]
+
+EVENTS_SUFFIX: Final = ".events.parquet"
+RUNS_SUFFIX: Final = ".runs.parquet"
+_PLACEHOLDER: Final = "_empty"
+_TMP_SUFFIX: Final = ".tmp"
+_SAFE_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", HOST)[:64]
+
+_clock_lock = threading.Lock()
+_last_ns = 0
+_seq = 0
+
+
+def segment_dir(path: str | os.PathLike[str]) -> Path:
+    """The directory holding ``path``'s segment files."""
+    return Path(f"{os.fspath(path)}.segments")
+
+
+def _segment_schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
+    types = {"VARCHAR": pa.string(), "JSON": pa.string(), "BIGINT": pa.int64()}
+    types["INTEGER"] = pa.int32()
+    return pa.schema([(name, types[decl.split()[0]]) for name, decl in columns])
+
+
+EVENT_SEGMENT_SCHEMA: Final = _segment_schema(EVENT_COLUMNS)
+RUN_SEGMENT_SCHEMA: Final = _segment_schema(RUN_COLUMNS)
+
+
+def ensure_segment_dir(path: str | os.PathLike[str]) -> Path:
+    """Create the segment directory with its two empty placeholder files.
+
+    The placeholders keep the readers' globs from ever matching nothing (which DuckDB treats
+    as an error) and give the views their column types.
+    """
+    directory = segment_dir(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for suffix, schema in (
+        (EVENTS_SUFFIX, EVENT_SEGMENT_SCHEMA),
+        (RUNS_SUFFIX, RUN_SEGMENT_SCHEMA),
+    ):
+        target = directory / f"{_PLACEHOLDER}{suffix}"
+        if not target.exists():
+            _atomic_write(schema.empty_table(), target)
+    return directory
+
+
+def _atomic_write(table: pa.Table, target: Path) -> None:
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}{_TMP_SUFFIX}")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, target)
+
+
+def _next_stem() -> str:
+    global _last_ns, _seq
+    with _clock_lock:
+        now = max(time.time_ns(), _last_ns + 1)
+        _last_ns = now
+        _seq += 1
+        return f"{now:020d}-{os.getpid()}-{_seq:06d}-{_SAFE_HOST}"
+
+
+def write_segment(
+    path: str | os.PathLike[str],
+    events: pa.Table | None,
+    runs: pa.Table | None,
+    scratch: duckdb.DuckDBPyConnection,
+) -> str:
+    """Write one flush as segment files; returns the segment's stem.
+
+    ``events`` has the batch columns; ``scratch`` (an in-memory DuckDB) derives the typed
+    columns with the same SQL the file uses. Events go first: a reader may briefly see a
+    flush's events before its runs row, never a runs row whose events are missing.
+    """
+    directory = ensure_segment_dir(path)
+    stem = _next_stem()
+    if events is not None and events.num_rows:
+        scratch.register("_rt_seg_events", events)
+        try:
+            typed = scratch.sql(
+                events_select_sql("_rt_seg_events", json_type="VARCHAR")
+            ).to_arrow_table()
+        finally:
+            scratch.unregister("_rt_seg_events")
+        _atomic_write(typed.cast(EVENT_SEGMENT_SCHEMA), directory / f"{stem}{EVENTS_SUFFIX}")
+    if runs is not None and runs.num_rows:
+        _atomic_write(runs.cast(RUN_SEGMENT_SCHEMA), directory / f"{stem}{RUNS_SUFFIX}")
+    return stem
+
+
+def list_segments(path: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
+    """The (events, runs) segment files present now, oldest first, placeholders excluded."""
+    directory = segment_dir(path)
+    if not directory.is_dir():
+        return [], []
+    events: list[Path] = []
+    runs: list[Path] = []
+    for entry in sorted(directory.iterdir()):
+        name = entry.name
+        if name.startswith(_PLACEHOLDER):
+            continue
+        if name.endswith(EVENTS_SUFFIX):
+            events.append(entry)
+        elif name.endswith(RUNS_SUFFIX):
+            runs.append(entry)
+        elif name.endswith(_TMP_SUFFIX):
+            _remove_orphan_tmp(entry)
+    return events, runs
+
+
+def _remove_orphan_tmp(entry: Path) -> None:
+    """A ``.tmp`` file whose writer died mid-write is garbage; a live writer's is not."""
+    parts = entry.name.rsplit(".", 3)
+    try:
+        pid = int(parts[-3])
+    except (ValueError, IndexError):
+        return
+    if not pid_alive(pid):
+        entry.unlink(missing_ok=True)
+
+
+def compact_segments(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str]) -> list[Path]:
+    """Move every segment present into the file, inside the caller's open transaction.
+
+    Returns the files to delete once the caller has committed. Files already recorded in
+    ``runtrace_segments`` (a crash after commit, before delete) are only deleted.
+    """
+    events, runs = list_segments(path)
+    files = events + runs
+    if not files:
+        return []
+    names = [f.name for f in files]
+    done = {
+        name
+        for (name,) in con.execute(
+            f"SELECT name FROM {SEGMENTS_TABLE} WHERE list_contains(?, name)", [names]
+        ).fetchall()
+    }
+    new_events = [str(f) for f in events if f.name not in done]
+    new_runs = [str(f) for f in runs if f.name not in done]
+    if new_events:
+        con.execute(
+            "INSERT INTO run_events SELECT * REPLACE (event::JSON AS event) FROM read_parquet(?)",
+            [new_events],
+        )
+    if new_runs:
+        con.execute(
+            "INSERT OR REPLACE INTO runs "
+            + runs_select_sql(
+                "(SELECT * FROM read_parquet(?, filename = true) "
+                "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY filename DESC) = 1)"
+            ),
+            [new_runs],
+        )
+    fresh = [Path(p).name for p in new_events + new_runs]
+    if fresh:
+        now_ms = time.time_ns() // 1_000_000
+        con.execute(
+            f"INSERT INTO {SEGMENTS_TABLE} SELECT unnest(?), ?",
+            [fresh, now_ms],
+        )
+    return files
+
+
+def delete_files(files: list[Path]) -> None:
+    """Remove compacted segment files; a file already gone is fine."""
+    for f in files:
+        f.unlink(missing_ok=True)

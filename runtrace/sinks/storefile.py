@@ -1,0 +1,111 @@
+"""Opening a runtrace DuckDB file: error translation, lock back-off, process identity.
+
+DuckDB reports every file problem as an ``IOException`` with a message; this module turns the
+ones runtrace can explain into :class:`~runtrace.errors.StoreFileError` subclasses at open time.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import duckdb
+
+from ..errors import NotADuckDBFile, StoreFileError, StoreLocked
+
+__all__ = [
+    "HOST",
+    "is_lock_conflict",
+    "open_rw",
+    "pid_alive",
+    "retry_locked",
+    "translate_open_error",
+]
+
+HOST = socket.gethostname()
+
+_LOCK_MARKERS = (
+    "could not set lock",
+    "conflicting lock",
+    "already attached",
+    "different configuration",
+    "unique file handle conflict",
+)
+
+T = TypeVar("T")
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """True when DuckDB refused the file because another connection or process holds it."""
+    if not isinstance(exc, duckdb.Error):
+        return False
+    text = str(exc).lower()
+    return any(marker in text for marker in _LOCK_MARKERS)
+
+
+def translate_open_error(exc: BaseException, path: str) -> BaseException:
+    """The RuntraceError that explains ``exc``, or ``exc`` itself when none does."""
+    text = str(exc)
+    if isinstance(exc, duckdb.Error) and "not a valid DuckDB database file" in text:
+        return NotADuckDBFile(f"{path} exists but is not a DuckDB database file")
+    if isinstance(exc, duckdb.SerializationException) or "older version of duckdb" in text.lower():
+        return StoreFileError(f"{path} cannot be read by this DuckDB version: {text}")
+    if isinstance(exc, duckdb.IOException) and not is_lock_conflict(exc):
+        return StoreFileError(f"cannot open {path}: {text}")
+    return exc
+
+
+def open_rw(path: str) -> duckdb.DuckDBPyConnection:
+    """One attempt to open ``path`` for writing; lock conflicts propagate as duckdb errors."""
+    try:
+        return duckdb.connect(path)
+    except duckdb.Error as exc:
+        translated = translate_open_error(exc, path)
+        if translated is exc:
+            raise
+        raise translated from exc
+
+
+def retry_locked(attempt: Callable[[], T], path: str, timeout_s: float) -> T:
+    """Call ``attempt`` until it stops failing on a lock conflict, with jittered back-off.
+
+    Writers hold the file only while they flush (milliseconds), so a short wait usually
+    suffices; past ``timeout_s`` the holder is taken to be some other program and
+    :class:`StoreLocked` is raised.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return attempt()
+        except duckdb.Error as exc:
+            if not is_lock_conflict(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreLocked(
+                    f"{path} stayed locked by another program for {timeout_s:g} s: {exc}"
+                ) from exc
+        time.sleep(min(delay * (0.5 + random.random()), max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 2, 0.25)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists on this host (a zombie counts as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child not yet reaped by its parent still answers kill(pid, 0)
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rsplit(")", 1)[-1].split()[0]
+        return state not in ("Z", "X")
+    except OSError:
+        return True
