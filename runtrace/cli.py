@@ -689,3 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = text.splitlines()[0] if text else type(exc).__name__
         print(f"runtrace {args.command}: error: {message}", file=sys.stderr)
         return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

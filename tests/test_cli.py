@@ -1,0 +1,173 @@
+"""The runtrace command: every subcommand on the demo file, its formats, and its errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from runtrace.cli import main
+from runtrace.demo import DemoResult, plan_workload
+from runtrace.queries import list_queries
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_demo_records_the_workload_and_prints_the_outcome_summary(capsys, tmp_path) -> None:
+    db = tmp_path / "demo.duckdb"
+    code, out, err = run_cli(capsys, "demo", "--db", str(db), "--runs", "25", "--seed", "5")
+    assert code == 0, err
+    expected = plan_workload(25, seed=5).expected
+    assert f"Recorded 25 runs ({expected.events} events" in out
+    for status, count in expected.status_counts.items():
+        assert any(line.split()[:2] == [status, str(count)] for line in out.splitlines())
+    code, _, err = run_cli(capsys, "demo", "--db", str(db), "--runs", "5")
+    assert code == 1 and "already exists" in err
+
+
+def test_runs_lists_newest_first_with_filters(capsys, demo: DemoResult) -> None:
+    expected = demo.workload.expected
+    code, out, _ = run_cli(
+        capsys, "runs", "--db", demo.path, "--status", "cancelled", "--limit", "1000",
+        "--format", "json",
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == expected.status_counts["cancelled"]
+    assert {r["status"] for r in rows} == {"cancelled"}
+    assert [r["created_at"] for r in rows] == sorted((r["created_at"] for r in rows), reverse=True)
+    session = demo.workload.runs[0].session_id
+    code, out, _ = run_cli(capsys, "--db", demo.path, "runs", "--session", session, "--limit", "3")
+    table_rows = [line for line in out.splitlines() if line.startswith("run-")]
+    in_session = sum(1 for r in demo.workload.runs if r.session_id == session)
+    assert len(table_rows) == min(3, in_session)
+    assert out.rstrip().endswith(f"({min(3, in_session)} row{'s' if in_session > 1 else ''})")
+
+
+def test_db_defaults_to_the_environment_variable(capsys, demo: DemoResult, monkeypatch) -> None:
+    monkeypatch.setenv("RUNTRACE_DB", demo.path)
+    code, out, _ = run_cli(capsys, "runs", "--limit", "2", "--format", "csv")
+    assert code == 0
+    assert len(list(csv.DictReader(io.StringIO(out)))) == 2
+
+
+def test_show_prints_the_snapshot_and_every_event(capsys, demo: DemoResult) -> None:
+    planned = demo.workload.runs[1]
+    run_id = demo.run_ids[1]
+    code, out, _ = run_cli(capsys, "show", run_id, "--db", demo.path, "--format", "json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["run"]["status"] == planned.status
+    assert shown["run"]["agent_name"] == planned.agent_name
+    assert [e["type"] for e in shown["events"]] == [e["type"] for _, e in planned.events]
+    code, out, _ = run_cli(capsys, "show", run_id, "--db", demo.path)
+    assert f"status: {planned.status}" in out
+    assert f"({len(planned.events)} rows)" in out
+
+
+def test_query_runs_a_named_query_in_each_format(capsys, demo: DemoResult) -> None:
+    expected = demo.workload.expected
+    code, out, _ = run_cli(capsys, "query", "tool_stats", "--db", demo.path, "--format", "csv")
+    assert code == 0
+    calls = {r["tool_name"]: int(r["calls"]) for r in csv.DictReader(io.StringIO(out))}
+    assert calls == expected.tool_calls
+    code, out, _ = run_cli(
+        capsys, "query", "tool_failures", "-p", "tool_name=bash", "--db", demo.path,
+        "--format", "json",
+    )  # fmt: skip
+    assert sum(r["failures"] for r in json.loads(out)) == expected.tool_failures["bash"]
+    code, out, _ = run_cli(capsys, "query", "outcome_summary", "--db", demo.path)
+    assert out.splitlines()[0].split()[:2] == ["status", "runs"]
+
+
+def test_query_runs_a_sql_file_with_parameters(capsys, demo: DemoResult, tmp_path) -> None:
+    sql = tmp_path / "per_status.sql"
+    sql.write_text(
+        "-- How many runs have this status?\n-- Parameters:\n--   $status VARCHAR  a status\n"
+        "SELECT count(*) AS runs FROM runs WHERE status = $status\n"
+    )
+    code, out, _ = run_cli(
+        capsys, "query", str(sql), "-p", "status=failed", "--db", demo.path, "--format", "json"
+    )
+    assert code == 0
+    assert json.loads(out) == [{"runs": demo.workload.expected.status_counts["failed"]}]
+
+
+def test_queries_lists_every_query_with_its_question(capsys) -> None:
+    code, out, _ = run_cli(capsys, "queries")
+    assert code == 0
+    for query in list_queries():
+        assert f"{query.name}\n    {query.summary}\n" in out
+
+
+def test_export_writes_parquet_partitioned_by_day(capsys, demo: DemoResult, tmp_path) -> None:
+    out_dir = tmp_path / "parquet"
+    code, _, err = run_cli(capsys, "export", "--parquet", str(out_dir), "--db", demo.path)
+    assert code == 0, err
+    assert list((out_dir / "runs").glob("day=*/*.parquet"))
+    events = duckdb.sql(
+        "SELECT count(*) FROM read_parquet($glob, hive_partitioning = true)",
+        params={"glob": str(out_dir / "run_events" / "*" / "*.parquet")},
+    ).fetchall()[0][0]
+    assert events == demo.workload.expected.events
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["runs", "--db", "{missing}"], "no runtrace database at"),
+        (["show", "run-nope", "--db", "{db}"], "no run with id 'run-nope'"),
+        (["query", "nope", "--db", "{db}"], "no query named 'nope'"),
+        (["query", "slowest_runs", "-p", "limit=many", "--db", "{db}"], "must be INTEGER"),
+        (["query", "slowest_runs", "-p", "limit", "--db", "{db}"], "use -p name=value"),
+        (["query", "slowest_runs", "-p", "limt=3", "--db", "{db}"], "no parameter $limt"),
+        (["query", "session_timeline", "--db", "{db}"], "needs parameter $session_id"),
+        (["query", "{bad_sql}", "--db", "{db}"], "Parser Error"),
+        (["query", "{missing}.sql", "--db", "{db}"], "cannot read query file"),
+        (["forward", "--endpoint", "localhost:4318", "--db", "{db}"], "bad --endpoint"),
+        (["forward", "--endpoint", "http://x", "--since", "soon", "--db", "{db}"], "bad --since"),
+    ],
+)
+def test_errors_print_one_line_and_exit_1(
+    capsys, demo: DemoResult, tmp_path: Path, argv: list[str], message: str
+) -> None:
+    bad_sql = tmp_path / "bad.sql"
+    bad_sql.write_text("SELEC 1")
+    names = {"db": demo.path, "missing": str(tmp_path / "missing"), "bad_sql": str(bad_sql)}
+    code, out, err = run_cli(capsys, *(a.format(**names) for a in argv))
+    assert code == 1
+    assert out == ""
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(f"runtrace {argv[0]}: error: ")
+
+
+def test_console_script_entry_point_exits_non_zero_on_error(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "runtrace.cli", "--db", str(tmp_path / "none.duckdb"), "runs"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"runtrace runs: error: no runtrace database at {tmp_path / 'none.duckdb'}"
+        " (run `runtrace demo` to make one)"
+    )
+
+
+def test_usage_errors_exit_2(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["query"])
+    assert exc.value.code == 2
+    assert "the following arguments are required" in capsys.readouterr().err
