@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -397,7 +398,7 @@ def forward_runs(
                 spans.extend(run_spans(_snapshot_from_row(row), by_run.get(row["run_id"], [])))
             if exporter.export(spans) is not SpanExportResult.SUCCESS:
                 raise CommandError(
-                    f"the OTLP backend at {url} did not accept the spans "
+                    f"the OTLP backend at {url} did not accept the spans or could not be reached "
                     f"({runs_sent} of {len(rows)} runs sent before it failed)"
                 )
             runs_sent += len(batch)
@@ -527,6 +528,8 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
     since = _parse_since(args.since) if args.since else None
     _existing_db(args.db)
+    # The exporter logs its own retries and failures; the command reports them in one line.
+    logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
     sent = forward_runs(
         args.db,
         args.endpoint,

@@ -1,0 +1,180 @@
+"""`runtrace forward`: stored runs replayed to a loopback OTLP/HTTP receiver, decoded with
+opentelemetry-proto, arrive with their original ids, times, events, status and child spans."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from runtrace.cli import forward_runs, main
+from runtrace.demo import DemoResult, PlannedRun
+
+
+class Receiver:
+    """An OTLP/HTTP traces endpoint on 127.0.0.1 that keeps every span it is sent."""
+
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+        self.requests = 0
+        spans = self.spans
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                receiver.requests += 1
+                for resource_spans in request.resource_spans:
+                    for scope_spans in resource_spans.scope_spans:
+                        spans.extend(scope_spans.spans)
+                reply = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    yield rec
+    rec.close()
+
+
+def _attrs(span: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in span.attributes:
+        value = kv.value
+        out[kv.key] = getattr(value, value.WhichOneof("value"))
+    return out
+
+
+def _find(demo: DemoResult, outcome: str, need_children: bool = False) -> tuple[str, PlannedRun]:
+    for run_id, planned in zip(demo.run_ids, demo.workload.runs, strict=True):
+        children = any(e["type"] == "tool_start" for _, e in planned.events)
+        if planned.outcome == outcome and (children or not need_children):
+            return run_id, planned
+    raise AssertionError(f"the demo has no {outcome} run")
+
+
+def _stored(demo_con: Any, run_id: str) -> dict[str, Any]:
+    rows = demo_con.sql(
+        "SELECT * FROM runs WHERE run_id = $id", params={"id": run_id}
+    ).to_arrow_table()
+    return rows.to_pylist()[0]
+
+
+def test_a_cancelled_run_arrives_with_its_ids_times_events_and_status(
+    receiver: Receiver, demo: DemoResult, demo_con: Any
+) -> None:
+    run_id, planned = _find(demo, "cancelled", need_children=True)
+    stored = _stored(demo_con, run_id)
+    result = forward_runs(demo.path, receiver.url, run_id=run_id)
+    assert result.runs == 1
+    roots = [s for s in receiver.spans if not s.parent_span_id]
+    assert len(roots) == 1
+    root = roots[0]
+    assert root.trace_id.hex() == stored["trace_id"]
+    assert root.span_id.hex() == stored["span_id"]
+    assert root.name == f"invoke_agent {planned.agent_name}"
+    assert root.start_time_unix_nano == stored["created_at_ms"] * 1_000_000
+    assert root.end_time_unix_nano == stored["ended_at_ms"] * 1_000_000
+    assert root.status.code == Status.STATUS_CODE_ERROR
+    assert root.status.message == f"cancelled: {planned.cancel_reason}"
+    attrs = _attrs(root)
+    assert attrs["runtrace.run.status"] == "cancelled"
+    assert attrs["error.type"] == "cancelled"
+    assert attrs["runtrace.run.id"] == run_id
+    assert attrs["gen_ai.conversation.id"] == planned.session_id
+    assert attrs["runtrace.run.event_count"] == len(planned.events)
+    assert [e.name for e in root.events] == [e["type"] for _, e in planned.events]
+    children = [s for s in receiver.spans if s.parent_span_id]
+    assert len(children) == result.spans - 1
+    assert {c.parent_span_id for c in children} == {root.span_id}
+    assert {c.trace_id for c in children} == {root.trace_id}
+
+
+def test_tool_calls_become_child_spans_with_their_outcome(
+    receiver: Receiver, demo: DemoResult
+) -> None:
+    run_id, planned = _find(demo, "completed", need_children=True)
+    forward_runs(demo.path, receiver.url, run_id=run_id)
+    tools = [e for _, e in planned.events if e["type"] == "tool_end"]
+    subagents = [e for _, e in planned.events if e["type"] == "subagent_end"]
+    children = [s for s in receiver.spans if s.parent_span_id]
+    tool_spans = [s for s in children if s.name.startswith("execute_tool ")]
+    assert len(tool_spans) == len(tools)
+    assert len(children) == len(tools) + len(subagents)
+    failed = [t for t in tools if t["exit_code"] != 0]
+    errored = [s for s in tool_spans if s.status.code == Status.STATUS_CODE_ERROR]
+    assert len(errored) == len(failed)
+    assert all(s.start_time_unix_nano <= s.end_time_unix_nano for s in children)
+    root = next(s for s in receiver.spans if not s.parent_span_id)
+    assert root.status.code == Status.STATUS_CODE_OK
+    assert len(root.events) == len(planned.events)  # no 128-event cap on replay
+
+
+def test_forward_command_sends_every_run_once(
+    capsys: pytest.CaptureFixture[str], receiver: Receiver, demo: DemoResult
+) -> None:
+    code = main(["forward", "--endpoint", receiver.url, "--db", demo.path])
+    out = capsys.readouterr().out
+    assert code == 0
+    roots = [s for s in receiver.spans if not s.parent_span_id]
+    assert len(roots) == demo.workload.expected.runs
+    assert len({s.span_id for s in roots}) == len(roots)
+    assert f"Forwarded {len(roots)} runs ({len(receiver.spans)} spans)" in out
+    statuses = [_attrs(s)["runtrace.run.status"] for s in roots]
+    assert {s: statuses.count(s) for s in set(statuses)} == demo.workload.expected.status_counts
+
+
+def test_forward_since_the_future_sends_nothing(receiver: Receiver, demo: DemoResult) -> None:
+    result = forward_runs(demo.path, receiver.url, since_ms=2**62)
+    assert (result.runs, receiver.requests) == (0, 0)
+
+
+def test_forwarding_twice_sends_the_same_span_ids(receiver: Receiver, demo: DemoResult) -> None:
+    run_id, _ = _find(demo, "completed", need_children=True)
+    forward_runs(demo.path, receiver.url, run_id=run_id)
+    first = sorted(s.span_id for s in receiver.spans)
+    receiver.spans.clear()
+    forward_runs(demo.path, receiver.url, run_id=run_id)
+    assert sorted(s.span_id for s in receiver.spans) == first
+
+
+def test_an_unknown_run_and_a_dead_backend_fail_with_one_line(
+    capsys: pytest.CaptureFixture[str], demo: DemoResult
+) -> None:
+    dead = Receiver()
+    url = dead.url
+    dead.close()  # nothing listens on the port any more
+    code = main(["forward", "--endpoint", url, "--db", demo.path, "--run", "run-nope"])
+    assert code == 1
+    assert "no run with id 'run-nope'" in capsys.readouterr().err
+    code = main(["forward", "--endpoint", url, "--db", demo.path, "--timeout", "1"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "did not accept the spans" in err
+    assert len(err.strip().splitlines()) == 1
