@@ -176,13 +176,23 @@ def _evolve(snapshot: RunSnapshot, changes: dict[str, Any]) -> RunSnapshot:
 
 def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     # What model_construct does for a model without extras or private attributes, minus its
-    # per-field default handling; every field must be present in ``values``.
+    # per-field default handling; every field must be present in ``values``. All such models
+    # share one fields-set per class (pydantic copies it before changing it, and these models
+    # are frozen): one less object per stored record for the garbage collector to walk.
     model = object.__new__(cls)
     object.__setattr__(model, "__dict__", values)
-    object.__setattr__(model, "__pydantic_fields_set__", set(values))
+    fields_set = _ALL_FIELDS.get(cls)
+    if fields_set is None or len(values) != len(fields_set):
+        fields_set = set(values)
+        if len(fields_set) == len(cls.model_fields):
+            _ALL_FIELDS[cls] = fields_set
+    object.__setattr__(model, "__pydantic_fields_set__", fields_set)
     object.__setattr__(model, "__pydantic_extra__", None)
     object.__setattr__(model, "__pydantic_private__", None)
     return model
+
+
+_ALL_FIELDS: dict[type, set[str]] = {}
 
 
 def event_record(sequence: int, timestamp_ms: int, event: BaseEvent) -> RunEventRecord:
@@ -190,6 +200,30 @@ def event_record(sequence: int, timestamp_ms: int, event: BaseEvent) -> RunEvent
     return _trusted(
         RunEventRecord, {"sequence": sequence, "timestamp_ms": timestamp_ms, "event": event}
     )
+
+
+_RULES: tuple[tuple[type[BaseEvent] | tuple[type[BaseEvent], ...], str], ...] = (
+    (AgentStart, "agent_start"),
+    (PlanningStart, "planning_start"),
+    (_STARTS_WORK, "starts_work"),
+    (PlanningEnd, "planning_end"),
+    (VerificationStart, "verification_start"),
+    (AgentEnd, "agent_end"),
+    (ErrorEvent, "error"),
+    (TurnEnd, "turn_end"),
+)
+_RULE_BY_CLASS: dict[type, str | None] = {}
+
+
+def _rule(cls: type) -> str | None:
+    """Which status rule an event class follows (subclasses included), cached per class:
+    isinstance on pydantic models is slow enough to matter on the hot path."""
+    try:
+        return _RULE_BY_CLASS[cls]
+    except KeyError:
+        rule = next((name for base, name in _RULES if issubclass(cls, base)), None)
+        _RULE_BY_CLASS[cls] = rule
+        return rule
 
 
 def apply_event(
@@ -203,31 +237,36 @@ def apply_event(
     at = now_ms() if at_ms is None else at_ms
     changes: dict[str, Any] = {"event_count": snapshot.event_count + 1, "updated_at_ms": at}
     status = snapshot.status
-    if status is not RunStatus.CANCELLED:
-        if isinstance(event, AgentStart):
+    rule = _rule(type(event))
+    if rule is None:
+        pass
+    elif rule == "turn_end":  # token totals add up even on a cancelled run
+        usage = event.usage  # type: ignore[attr-defined]
+        changes["input_tokens"] = snapshot.input_tokens + usage.prompt_tokens
+        changes["output_tokens"] = snapshot.output_tokens + usage.completion_tokens
+    elif status is not RunStatus.CANCELLED:
+        if rule == "agent_start":
             changes["status"] = RunStatus.EXECUTING
             if not snapshot.prompt:
-                changes["prompt"] = event.prompt
-        elif isinstance(event, PlanningStart):
+                changes["prompt"] = event.prompt  # type: ignore[attr-defined]
+        elif rule == "planning_start":
             changes["status"] = RunStatus.PLANNING
-        elif isinstance(event, _STARTS_WORK):
+        elif rule == "starts_work":
             if status is not RunStatus.PLANNING:
                 changes["status"] = RunStatus.EXECUTING
-        elif isinstance(event, PlanningEnd):
+        elif rule == "planning_end":
             changes["status"] = RunStatus.EXECUTING
-        elif isinstance(event, VerificationStart):
+        elif rule == "verification_start":
             changes["status"] = RunStatus.VERIFYING
-        elif isinstance(event, AgentEnd):
-            changes.update(status=RunStatus.COMPLETED, result_text=event.text, error=None)
-            if event.usage.prompt_tokens or event.usage.completion_tokens:
+        elif rule == "agent_end":
+            usage = event.usage  # type: ignore[attr-defined]
+            changes.update(status=RunStatus.COMPLETED, result_text=event.text, error=None)  # type: ignore[attr-defined]
+            if usage.prompt_tokens or usage.completion_tokens:
                 # agent_end reports the run's total; it replaces the running sum of turns.
-                changes["input_tokens"] = event.usage.prompt_tokens
-                changes["output_tokens"] = event.usage.completion_tokens
-        elif isinstance(event, ErrorEvent):
-            changes.update(status=RunStatus.FAILED, error=event.message)
-    if isinstance(event, TurnEnd):
-        changes["input_tokens"] = snapshot.input_tokens + event.usage.prompt_tokens
-        changes["output_tokens"] = snapshot.output_tokens + event.usage.completion_tokens
+                changes["input_tokens"] = usage.prompt_tokens
+                changes["output_tokens"] = usage.completion_tokens
+        else:  # error
+            changes.update(status=RunStatus.FAILED, error=event.message)  # type: ignore[attr-defined]
     return _evolve(snapshot, changes)
 
 

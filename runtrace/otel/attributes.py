@@ -234,8 +234,8 @@ class _Encoder:
 
     __slots__ = ("attrs", "capture", "content", "json_keys", "max_len", "omitted", "truncated")
 
-    def __init__(self, settings: SpanSettings) -> None:
-        self.attrs: dict[str, Any] = {}
+    def __init__(self, settings: SpanSettings, attrs: dict[str, Any]) -> None:
+        self.attrs = attrs
         self.capture = settings.capture_content
         self.content = settings.content_fields
         self.max_len = settings.max_value_length
@@ -321,32 +321,53 @@ def event_attributes(
     event as recorded through runtrace. Field names that contain dots come back nested.
     """
     settings = settings or _default_settings()
-    enc = _Encoder(settings)
     event_type = event.type
+    keys = _KEYS_BY_TYPE.get(event_type)
+    if keys is None:
+        keys = _KEYS_BY_TYPE[event_type] = {}
+    capture = settings.capture_content
+    content = settings.content_fields
+    max_len = settings.max_value_length
+    attrs: dict[str, Any] = {}
+    enc: _Encoder | None = None
+    omitted: list[str] | None = None
     data = event.__dict__
     extra = event.__pydantic_extra__
-    content = enc.content
     for name, value in data.items() if not extra else {**data, **extra}.items():
-        if name == "type" or value is None:
+        if value is None or name == "type":
             continue
-        if name in content and not enc.capture:
-            enc._note("omitted", name)
+        if not capture and name in content:
+            if omitted is None:
+                omitted = [name]
+            else:
+                omitted.append(name)
             continue
-        key = _field_key(event_type, name)
+        key = keys.get(name)
+        if key is None:
+            key = keys[name] = _field_key(event_type, name)
+        kind = type(value)
+        if (kind is str and len(value) <= max_len) or kind is int or kind is bool or kind is float:
+            attrs[key] = value  # the common case, without the encoder
+            continue
+        if enc is None:
+            enc = _Encoder(settings, attrs)
         if isinstance(value, BaseModel):
             enc.put_model(name, key, value)
         else:
             enc.put(key, value)
-    attrs = enc.attrs
     if sequence is not None:
         attrs[EVENT_SEQUENCE] = sequence
-    if enc.omitted:
-        attrs[EVENT_OMITTED] = tuple(enc.omitted)
-    if enc.truncated:
-        attrs[EVENT_TRUNCATED] = tuple(enc.truncated)
-    if enc.json_keys:
-        attrs[EVENT_JSON] = tuple(enc.json_keys)
+    if omitted:
+        attrs[EVENT_OMITTED] = tuple(omitted)
+    if enc is not None:
+        if enc.truncated:
+            attrs[EVENT_TRUNCATED] = tuple(enc.truncated)
+        if enc.json_keys:
+            attrs[EVENT_JSON] = tuple(enc.json_keys)
     return attrs
+
+
+_KEYS_BY_TYPE: dict[str, dict[str, str]] = {}
 
 
 # --- attributes -> event -------------------------------------------------------------------------

@@ -56,6 +56,8 @@ UNPARSED_SPAN_EVENT = "otel_span_event"
 """Type of the generic event that keeps a plain span event whose attributes do not fit its
 event type (``name`` and ``attributes`` as given): nothing is dropped, and it reloads cleanly."""
 
+_time_ns = time.time_ns
+
 _CHILD_EVENT_TYPES = frozenset(
     {"tool_start", "tool_execution_start", "tool_end", "subagent_start", "subagent_end"}
 )
@@ -231,21 +233,23 @@ class RunSpanProcessor(SpanProcessor):
         timestamp_ns: int | None = None,
     ) -> RunSnapshot:
         """The hot path of :meth:`record`, for callers that hold the live run."""
-        ns = time.time_ns() if timestamp_ns is None else timestamp_ns
+        ns = _time_ns() if timestamp_ns is None else timestamp_ns
         snapshot, record = self.store.record(live.run_id, event, timestamp_ms=ns // 1_000_000)
         if on_span and not live.settled:
             model = record.event
+            event_type = model.type
             try:
                 live.span.add_event(
-                    model.type,
+                    event_type,
                     event_attributes(model, self.settings, sequence=record.sequence),
                     ns,
                 )
-                if model.type in _CHILD_EVENT_TYPES and self.tracer is not None:
+                if event_type in _CHILD_EVENT_TYPES and self.tracer is not None:
                     self._child_span(live, model, ns)
             except Exception:
                 self._fault("adding a span event")
-        self._after_record(snapshot, record)
+        if self._sink_on_event or self._on_event_hooks:
+            self._after_record(snapshot, record)
         return snapshot
 
     def _after_record(self, snapshot: RunSnapshot, record: RunEventRecord) -> None:
