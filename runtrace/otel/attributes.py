@@ -230,16 +230,13 @@ def _homogeneous(values: Sequence[Any]) -> bool:
 
 
 class _Encoder:
-    """Flattens one event; collects the bookkeeping lists as it goes."""
+    """Flattens the values that are not plain scalars; notes truncated and JSON-encoded keys."""
 
-    __slots__ = ("attrs", "capture", "content", "json_keys", "max_len", "omitted", "truncated")
+    __slots__ = ("attrs", "json_keys", "max_len", "truncated")
 
     def __init__(self, settings: SpanSettings, attrs: dict[str, Any]) -> None:
         self.attrs = attrs
-        self.capture = settings.capture_content
-        self.content = settings.content_fields
         self.max_len = settings.max_value_length
-        self.omitted: list[str] | None = None
         self.truncated: list[str] | None = None
         self.json_keys: list[str] | None = None
 
