@@ -477,6 +477,9 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"{key:>14}: {_cell(value, 200)}\n")
     out.write("\n")
     write_table(timeline, out, args.format)
+    total = snapshot.get("event_count") or 0
+    if timeline.num_rows < total:
+        out.write(f"(the first {timeline.num_rows} of {total} events; raise --limit for more)\n")
     return 0
 
 
@@ -499,7 +502,10 @@ def cmd_queries(args: argparse.Namespace, out: TextIO) -> int:
     for query in list_queries():
         out.write(f"{query.name}\n    {query.summary}\n")
         for param in query.params:
-            default = "required" if param.required else f"default {param.default!r}"
+            if param.required:
+                default = "required"
+            else:
+                default = "default " + ("NULL" if param.default is None else repr(param.default))
             out.write(f"    ${param.name} {param.type} ({default}): {param.description}\n")
     return 0
 
@@ -508,10 +514,11 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     from .sinks.duckdb import export_parquet
 
     _existing_db(args.db)
-    result = export_parquet(args.db, args.parquet)
-    out.write(f"Exported {args.db} to {args.parquet}\n")
-    if result is not None:
-        out.write(f"{result}\n")
+    counts = export_parquet(args.db, args.parquet)
+    out.write(
+        f"Exported {counts.get('runs', 0)} runs and {counts.get('run_events', 0)} events"
+        f" from {args.db} to {args.parquet} (Parquet, partitioned by day)\n"
+    )
     return 0
 
 

@@ -112,8 +112,10 @@ def test_queries_lists_every_query_with_its_question(capsys) -> None:
 
 def test_export_writes_parquet_partitioned_by_day(capsys, demo: DemoResult, tmp_path) -> None:
     out_dir = tmp_path / "parquet"
-    code, _, err = run_cli(capsys, "export", "--parquet", str(out_dir), "--db", demo.path)
+    code, out, err = run_cli(capsys, "export", "--parquet", str(out_dir), "--db", demo.path)
     assert code == 0, err
+    expected = demo.workload.expected
+    assert out.startswith(f"Exported {expected.runs} runs and {expected.events} events")
     assert list((out_dir / "runs").glob("day=*/*.parquet"))
     events = duckdb.sql(
         "SELECT count(*) FROM read_parquet($glob, hive_partitioning = true)",
@@ -171,3 +173,12 @@ def test_usage_errors_exit_2(capsys) -> None:
         main(["query"])
     assert exc.value.code == 2
     assert "the following arguments are required" in capsys.readouterr().err
+
+
+def test_docs_list_every_command_and_query() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    commands = ["demo", "runs", "show", "query", "queries", "export", "import", "forward"]
+    for command in commands:
+        assert f"## `runtrace {command}`" in docs
+    for query in list_queries():
+        assert f"| `{query.name}` | {query.summary} |" in docs
