@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
@@ -556,3 +557,27 @@ def test_many_runs_on_asyncio_tasks_keep_their_own_context(env: Setup) -> None:
         assert [r.event.turn for r in events] == list(range(20))  # type: ignore[attr-defined]
         assert env.rt.store.snapshot(run_id).session_id == f"sess-{n}"  # type: ignore[union-attr]
         assert env.run_span(run_id).parent is None
+
+
+def test_run_whose_span_the_sampler_drops_is_still_kept() -> None:
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    hook = Recorder()
+    rt = Runtrace(provider, hooks=[hook])
+    with rt.start_run("s", prompt="p") as run:
+        assert not run.span.is_recording()
+        run.record({"type": "agent_start", "prompt": "p"})
+        record_event({"type": "tool_start", "id": "t", "name": "bash"})
+    with rt.start_run("s") as stopped:
+        assert stopped.cancel() is True
+    assert run.status() is RunStatus.COMPLETED
+    assert run.snapshot().event_count == 2
+    assert run.snapshot().ended_at_ms is not None
+    assert stopped.status() is RunStatus.CANCELLED
+    assert [s.status for s in hook.named("on_run_end")] == [
+        RunStatus.COMPLETED,
+        RunStatus.CANCELLED,
+    ]
+    assert rt.current_run("s") is None
+    assert exporter.get_finished_spans() == ()

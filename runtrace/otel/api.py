@@ -19,7 +19,6 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import Span
 
 from ..errors import NoActiveRun, RuntraceError
 from ..events import BaseEvent
@@ -301,12 +300,11 @@ class Runtrace:
         )
         live = self.processor.live_run(run_id)
         if live is None:
-            if isinstance(span, Span) and span.is_recording():
+            if span.is_recording():  # recorded, yet not seen: the processor failed on it
                 span.end()
-            raise RuntraceError(
-                "the run span was not recorded: is the provider's sampler dropping it,"
-                " or was the provider shut down?"
-            )
+                raise RuntraceError(f"run {run_id} could not be started; see the log")
+            # The sampler dropped the span: the run is kept all the same, without a span.
+            live = self.processor.start_unrecorded(span, span_attributes, prompt)
         return RunHandle(self.processor, live)
 
     def current_run(self, session_id: str) -> RunHandle | None:

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -74,6 +74,7 @@ class _LiveRun:
         "error_type",
         "lock",
         "owned",
+        "recorded",
         "run_id",
         "session_id",
         "settled",
@@ -81,11 +82,12 @@ class _LiveRun:
         "token",
     )
 
-    def __init__(self, run_id: str, session_id: str, span: Span, owned: bool) -> None:
+    def __init__(self, run_id: str, session_id: str, span: trace.Span, owned: bool) -> None:
         self.run_id = run_id
         self.session_id = session_id
         self.span = span
         self.owned = owned  # started through Runtrace, which ends it
+        self.recorded = span.is_recording()  # False when the sampler dropped the span
         self.token = CancellationToken(run_id)
         self.settled = False  # final status and attributes are on the span; no more span events
         self.error_type: str | None = None
@@ -149,7 +151,7 @@ class RunSpanProcessor(SpanProcessor):
         try:
             attributes = span.attributes
             if is_run_span(attributes):
-                self._start_run(span, attributes)
+                self._start_run(span, attributes, span.start_time)
         except Exception:
             self._fault("starting a run span")
 
@@ -167,7 +169,14 @@ class RunSpanProcessor(SpanProcessor):
                     del self._current[live.session_id]
                 settled = live.settled
                 live.settled = True
-            self._end_span(live, span, settled)
+            end_ns = span.end_time if span.end_time is not None else _time_ns()
+            if not settled:  # a span ended by plain OpenTelemetry code
+                self._pickup(live, span.events)
+                self._close_children(live, end_ns)
+            error = None
+            if span.status.status_code is StatusCode.ERROR:
+                error = span.status.description or "span ended with status ERROR"
+            self._finalise(live, end_ns, error)
         except Exception:
             self._fault("ending a run span")
 
@@ -198,6 +207,14 @@ class RunSpanProcessor(SpanProcessor):
         with this prompt (kept off the span unless content capture is on)."""
         with self._lock:
             self._expected[run_id] = prompt
+
+    def start_unrecorded(
+        self, span: trace.Span, attributes: Mapping[str, Any], prompt: str
+    ) -> _LiveRun:
+        """Keep a run whose span the sampler dropped (no ``on_start`` came): the store and the
+        sinks still get it; only the span side is missing."""
+        self.expect_run(str(attributes[RUN_ID]), prompt)
+        return self._start_run(span, attributes, None)
 
     def live_run(self, run_id: str) -> _LiveRun | None:
         """The open run ``run_id`` (None once its span ended)."""
@@ -235,7 +252,7 @@ class RunSpanProcessor(SpanProcessor):
         """The hot path of :meth:`record`, for callers that hold the live run."""
         ns = _time_ns() if timestamp_ns is None else timestamp_ns
         snapshot, record = self.store.record(live.run_id, event, timestamp_ms=ns // 1_000_000)
-        if on_span and not live.settled:
+        if on_span and not live.settled and live.recorded:
             model = record.event
             event_type = model.type
             try:
@@ -321,14 +338,17 @@ class RunSpanProcessor(SpanProcessor):
             live.settled = True
         span = live.span
         try:
-            self._pickup(live, span.events)
-            snapshot = self.store.snapshot(run_id)
+            snapshot = self.store.snapshot(run_id) if live.recorded else None
             if snapshot is not None:
+                self._pickup(live, span.events)  # type: ignore[attr-defined]
+                snapshot = self.store.snapshot(run_id) or snapshot
                 final = runs.finish(snapshot)  # what on_end will store, to put on the span now
                 status, attributes = run_status(final, self.settings, error_type=live.error_type)
                 attributes.update(
                     run_end_attributes(
-                        final, self.settings, span_dropped_events=span.dropped_events
+                        final,
+                        self.settings,
+                        span_dropped_events=span.dropped_events,  # type: ignore[attr-defined]
                     )
                 )
                 self._close_children(live, time.time_ns())
@@ -338,12 +358,16 @@ class RunSpanProcessor(SpanProcessor):
         except Exception:
             self._fault("settling a run span")
         finally:
-            if live.owned:
+            if not live.recorded:
+                self._finalise_unrecorded(live)
+            elif live.owned:
                 span.end()
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _start_run(self, span: Span, attributes: Any) -> None:
+    def _start_run(
+        self, span: trace.Span, attributes: Mapping[str, Any], start_ns: int | None
+    ) -> _LiveRun:
         context = span.get_span_context()
         trace_id = format(context.trace_id, "032x")
         run_id = attributes.get(RUN_ID)
@@ -360,7 +384,6 @@ class RunSpanProcessor(SpanProcessor):
         session_id = trace_id if session_id is None else str(session_id)
         prompt = expected if expected is not None else str(attributes.get(RUN_PROMPT, ""))
         agent_name = attributes.get(GEN_AI_AGENT_NAME)
-        start_ns = span.start_time if span.start_time is not None else time.time_ns()
         snapshot = self.store.create_run(
             session_id,
             prompt,
@@ -368,8 +391,8 @@ class RunSpanProcessor(SpanProcessor):
             agent_name=None if agent_name is None else str(agent_name),
             trace_id=trace_id,
             span_id=format(context.span_id, "016x"),
-            attributes=dict(span.attributes),
-            created_at_ms=start_ns // 1_000_000,
+            attributes=dict(getattr(span, "attributes", None) or attributes),
+            created_at_ms=(_time_ns() if start_ns is None else start_ns) // 1_000_000,
         )
         live = _LiveRun(run_id, session_id, span, owned=expected is not None)
         with self._lock:
@@ -382,15 +405,9 @@ class RunSpanProcessor(SpanProcessor):
                 hook(snapshot)
             except Exception:
                 self._fault("a hook's on_run_start")
+        return live
 
-    def _end_span(self, live: _LiveRun, span: ReadableSpan, settled: bool) -> None:
-        end_ns = span.end_time if span.end_time is not None else time.time_ns()
-        if not settled:  # a span ended by plain OpenTelemetry code
-            self._pickup(live, span.events)
-            self._close_children(live, end_ns)
-        error = None
-        if span.status.status_code is StatusCode.ERROR:
-            error = span.status.description or "span ended with status ERROR"
+    def _finalise(self, live: _LiveRun, end_ns: int, error: str | None) -> None:
         snapshot = self.store.finish(live.run_id, error=error, at_ms=end_ns // 1_000_000)
         self._notify_run(snapshot)
         for hook in self._hook_calls["on_run_end"]:
@@ -398,6 +415,15 @@ class RunSpanProcessor(SpanProcessor):
                 hook(snapshot)
             except Exception:
                 self._fault("a hook's on_run_end")
+
+    def _finalise_unrecorded(self, live: _LiveRun) -> None:
+        """A run whose span the sampler dropped gets no ``on_end``: finish it here."""
+        with self._lock:
+            self._by_span.pop(live.span.get_span_context().span_id, None)
+            self._live.pop(live.run_id, None)
+            if self._current.get(live.session_id) == live.run_id:
+                del self._current[live.session_id]
+        self._finalise(live, _time_ns(), None)
 
     def _pickup(self, live: _LiveRun, events: Sequence[Any]) -> None:
         """Record span events added with the plain OpenTelemetry API (no sequence attribute).
