@@ -182,3 +182,70 @@ def test_docs_list_every_command_and_query() -> None:
         assert f"## `runtrace {command}`" in docs
     for query in list_queries():
         assert f"| `{query.name}` | {query.summary} |" in docs
+
+
+def _jsonl(path: Path, lines: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+IMPORT_LINES = [
+    {"run_id": "r-a", "session_id": "s-1", "timestamp_ms": 1_000,
+     "event": {"type": "agent_start", "prompt": "fix it"}},
+    {"run_id": "r-b", "session_id": "s-1", "timestamp_ms": 5_000,
+     "event": {"type": "agent_start", "prompt": "try again"}},
+    {"run_id": "r-a", "session_id": "s-1", "timestamp_ms": 1_200,
+     "event": {"type": "tool_start", "id": "t1", "name": "bash"}},
+    {"run_id": "r-a", "session_id": "s-1", "timestamp_ms": 1_900,
+     "event": {"type": "tool_end", "id": "t1", "name": "bash", "output": "x", "exit_code": 1}},
+    {"run_id": "r-a", "session_id": "s-1", "timestamp_ms": 2_000,
+     "event": {"type": "goal_progress", "progress": 0.5}},
+    {"run_id": "r-a", "session_id": "s-1", "timestamp_ms": 3_000,
+     "event": {"type": "agent_end", "text": "done"}},
+    {"run_id": "r-b", "session_id": "s-1", "timestamp_ms": 6_000,
+     "event": {"type": "error", "message": "model timed out"}},
+    {"run_id": "r-c", "session_id": "s-2", "timestamp_ms": 7_000,
+     "event": {"type": "agent_start", "prompt": "still going"}},
+]  # fmt: skip
+
+
+def test_import_replays_a_jsonl_stream_into_runs(capsys, tmp_path) -> None:
+    db = tmp_path / "imported.duckdb"
+    source = _jsonl(tmp_path / "events.jsonl", IMPORT_LINES)
+    code, out, err = run_cli(capsys, "import", str(source), "--db", str(db))
+    assert code == 0, err
+    assert out.startswith(f"Imported 3 runs ({len(IMPORT_LINES)} events)")
+    code, out, _ = run_cli(capsys, "runs", "--db", str(db), "--format", "json")
+    runs = {r["run_id"]: r for r in json.loads(out)}
+    assert {k: r["status"] for k, r in runs.items()} == {
+        "r-a": "completed", "r-b": "failed", "r-c": "executing",
+    }  # fmt: skip
+    assert runs["r-a"]["duration_ms"] == 2_000  # first event to the last
+    assert runs["r-b"]["error"] == "model timed out"
+    code, out, _ = run_cli(capsys, "query", "tool_stats", "--db", str(db), "--format", "json")
+    stats = json.loads(out)[0]
+    assert (stats["calls"], stats["failures"], stats["max_latency_ms"]) == (1, 1, 700)
+    code, out, _ = run_cli(capsys, "import", str(source), "--db", str(db))
+    assert out.startswith("Imported 0 runs (0 events)") and "skipped 3 runs" in out
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "events.jsonl:2: not JSON"),
+        ("[1, 2]", "events.jsonl:2: expected an object"),
+        ('{"run_id": "r", "event": {"type": "x"}}', "missing session_id, timestamp_ms"),
+        (
+            '{"run_id": "r", "session_id": "s", "timestamp_ms": 1, "event": {"type": "tool_end"}}',
+            "events.jsonl:2: invalid event",
+        ),
+    ],
+)
+def test_import_rejects_a_bad_line_and_writes_nothing(capsys, tmp_path, line, message) -> None:
+    db = tmp_path / "imported.duckdb"
+    source = tmp_path / "events.jsonl"
+    source.write_text(json.dumps(IMPORT_LINES[0]) + "\n" + line + "\n")
+    code, _, err = run_cli(capsys, "import", str(source), "--db", str(db))
+    assert code == 1
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not db.exists()
