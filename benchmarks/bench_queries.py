@@ -32,7 +32,7 @@ TOOLS = ["read_file", "write_file", "grep", "bash", "run_tests", "web_search", "
 
 # Run k of N: created over 30 days; ~85% completed, 7% failed, 6% cancelled, 2% still open.
 RUNS_SQL = """
-INSERT INTO runs
+INSERT INTO runs BY NAME
 SELECT
     'run-' || k AS run_id,
     'sess-' || (k // 4) AS session_id,
@@ -65,7 +65,7 @@ FROM (
 
 # Event j of run k: agent_start, turns with tool calls, and a closing agent_end / error.
 EVENTS_SQL = """
-INSERT INTO run_events
+INSERT INTO run_events BY NAME
 SELECT
     'run-' || run AS run_id,
     j AS sequence,

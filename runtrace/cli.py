@@ -532,7 +532,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         write_table(run_query(con, "outcome_summary"), out)
     finally:
         con.close()
-    out.write(f"\nNext: runtrace --db {args.db} query outcomes_by_agent\n")
+    db_flag = "" if args.db == _default_db() else f" --db {args.db}"
+    out.write(f"\nNext: runtrace{db_flag} query outcomes_by_agent  (all: runtrace queries)\n")
     return 0
 
 
