@@ -330,3 +330,14 @@ def test_runs_from_two_providers_stay_apart() -> None:
     assert first.only_run().prompt == "one"
     assert second.only_run().prompt == "two"
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_plain_events_after_a_cancel_are_still_picked_up_once(plain: Plain) -> None:
+    with plain.agent_span() as span:
+        span.add_event("agent_start", {"prompt": "x"})
+        run_id = plain.only_run().id
+        assert plain.processor.cancel(run_id, "stop") is True
+        assert plain.store.snapshot(run_id).event_count == 1  # type: ignore[union-attr]
+        span.add_event("text_delta", {"text": "late"})
+    assert [r.event.type for r in plain.store.events(run_id)] == ["agent_start", "text_delta"]
+    assert plain.only_run().status is RunStatus.CANCELLED

@@ -74,6 +74,7 @@ class _LiveRun:
         "error_type",
         "lock",
         "owned",
+        "picked",
         "recorded",
         "run_id",
         "session_id",
@@ -92,6 +93,7 @@ class _LiveRun:
         self.settled = False  # final status and attributes are on the span; no more span events
         self.error_type: str | None = None
         self.children: dict[tuple[str, str], Span] = {}
+        self.picked: set[object] = set()  # plain span events already recorded (by identity)
         self.lock = threading.Lock()
 
 
@@ -170,8 +172,10 @@ class RunSpanProcessor(SpanProcessor):
                 settled = live.settled
                 live.settled = True
             end_ns = span.end_time if span.end_time is not None else _time_ns()
-            if not settled:  # a span ended by plain OpenTelemetry code
-                self._pickup(live, span.events)
+            # Plain span events: all of them for a span that plain OpenTelemetry code ended, the
+            # ones added after a cancel settled it otherwise (none for spans runtrace ends).
+            self._pickup(live, span.events)
+            if not settled:
                 self._close_children(live, end_ns)
             error = None
             if span.status.status_code is StatusCode.ERROR:
@@ -428,12 +432,17 @@ class RunSpanProcessor(SpanProcessor):
     def _pickup(self, live: _LiveRun, events: Sequence[Any]) -> None:
         """Record span events added with the plain OpenTelemetry API (no sequence attribute).
 
-        ``exception`` events are OpenTelemetry's own; their message is already the error.
+        ``exception`` events are OpenTelemetry's own; their message is already the error. Events
+        are remembered by identity, so a second pickup (after a cancel) records only new ones.
         """
+        picked = live.picked
         for span_event in events:
             attributes = span_event.attributes
             if span_event.name == "exception" or (attributes and EVENT_SEQUENCE in attributes):
                 continue
+            if span_event in picked:
+                continue
+            picked.add(span_event)
             try:
                 model = event_from_attributes(span_event.name, attributes)
             except ValidationError:
