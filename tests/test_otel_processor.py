@@ -341,3 +341,30 @@ def test_plain_events_after_a_cancel_are_still_picked_up_once(plain: Plain) -> N
         span.add_event("text_delta", {"text": "late"})
     assert [r.event.type for r in plain.store.events(run_id)] == ["agent_start", "text_delta"]
     assert plain.only_run().status is RunStatus.CANCELLED
+
+
+def test_runtrace_shutdown_closes_its_sinks_but_not_the_provider() -> None:
+    sink = ListSink()
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    rt = Runtrace(provider, sinks=[sink])
+    assert rt.force_flush(500) is True
+    assert [call for call, _ in sink.calls] == ["flush"]  # through the provider
+    rt.shutdown()
+    rt.shutdown()
+    assert sink.shutdowns == 1
+    with provider.get_tracer("other").start_as_current_span("still exported"):
+        pass
+    assert [s.name for s in exporter.get_finished_spans()] == ["still exported"]
+
+
+def test_begin_run_and_end_with_an_error_for_code_without_a_with_block() -> None:
+    rt = Runtrace(TracerProvider())
+    run = rt.begin_run("s", agent_name="cb")
+    assert trace.get_current_span() is trace.INVALID_SPAN  # not made current
+    run.record({"type": "agent_start", "prompt": "x"})
+    final = run.end(TimeoutError("model took too long"))
+    assert final.status is RunStatus.FAILED
+    assert final.error == "TimeoutError: model took too long"
+    assert run.end() == final  # ending twice changes nothing
