@@ -1,15 +1,17 @@
 """A seeded, realistic agent workload recorded through the real recording API.
 
 The demo is in two halves. :func:`plan_workload` decides everything from the seed: agents,
-sessions, each run's events with simulated times (planning, steps, turns with token usage, tool
-calls with latencies and failing exit codes, subagents, confirmations) and how each run ends
-(completed, failed by an ``error`` event, failed by an exception, cancelled through
-``run.cancel()``), plus a few long runs with thousands of events. :func:`record_workload` then
-drives :class:`runtrace.otel.Runtrace` with it, exactly as an agent would, so the demo file is what
-the recording path really produces. :class:`Expected` holds the counts that follow from the plan,
-so tests can check every query against the workload instead of against magic numbers.
+sessions, each run's events (planning, steps, turns with token usage, tool calls with simulated
+latencies and failing exit codes, subagents, confirmations) and how each run ends (completed,
+failed by an ``error`` event, failed by an exception, cancelled through ``run.cancel()``, or left
+open as by a killed process), plus a few long runs with thousands of events. :func:`record_workload`
+then drives :class:`runtrace.otel.Runtrace` with it, exactly as an agent would, so the demo file is
+what the recording path really produces. :class:`Expected` holds the counts that follow from the
+plan, so tests can check every query against the workload instead of against magic numbers.
 
-Nothing sleeps: latencies are simulated, and recorded as the events' timestamps.
+Nothing sleeps. The plan's times (``PlannedRun.start_ms`` and each event's offset) are simulated;
+the recording API stamps events with the wall clock and takes no explicit times, so the stored
+durations and tool latencies are the real, short, recording times.
 """
 
 from __future__ import annotations
@@ -194,6 +196,10 @@ _CANCEL_REASONS = ("cancelled by host", "user pressed stop", "superseded by a ne
 _SUBAGENTS = ("explorer", "test-writer", "summariser")
 
 
+_STATUS_OF_OUTCOME = {"crashed": "failed", "interrupted": "executing"}
+_INTERRUPT_RATE = 0.01
+
+
 class DemoAgentError(RuntimeError):
     """What a simulated agent raises when it crashes: the run ends failed, the demo goes on."""
 
@@ -210,7 +216,8 @@ class PlannedRun:
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     """(milliseconds after ``start_ms``, event) in recording order."""
     outcome: str = "completed"
-    """completed, failed (an ``error`` event), crashed (an exception), or cancelled."""
+    """completed, failed (an ``error`` event), crashed (an exception), cancelled, or interrupted
+    (left open mid-tool-call, as by a process killed mid-run)."""
     error: str | None = None
     cancel_reason: str | None = None
     end_offset_ms: int = 0
@@ -218,8 +225,10 @@ class PlannedRun:
 
     @property
     def status(self) -> str:
-        """The run's final status: a crash is a failure too."""
-        return "failed" if self.outcome == "crashed" else self.outcome
+        """The run's status once recorded: a crash is a failure too; an interrupted run is left
+        ``executing`` (until :func:`runtrace.sinks.duckdb.recover_interrupted` marks it failed
+        after the recording process exited)."""
+        return _STATUS_OF_OUTCOME.get(self.outcome, self.outcome)
 
 
 @dataclass(frozen=True)
@@ -241,6 +250,7 @@ class Expected:
     subagents_succeeded: dict[str, int]
     error_runs: int
     crashed_runs: int
+    interrupted_runs: int
     long_runs: int
     max_events: int
     cancel_reasons: dict[str, int]
@@ -363,9 +373,11 @@ def _plan_run(
     run = PlannedRun(index, session_id, agent, prompt, start_ms, long=long)
     b = _RunBuilder(rng, run)
     roll = rng.random()
-    if roll < profile.cancel_rate:
+    if roll < _INTERRUPT_RATE:
+        run.outcome = "interrupted"
+    elif roll - _INTERRUPT_RATE < profile.cancel_rate:
         run.outcome = "cancelled"
-    elif roll < profile.cancel_rate + profile.fail_rate:
+    elif roll - _INTERRUPT_RATE < profile.cancel_rate + profile.fail_rate:
         run.outcome = "failed" if rng.random() < 0.7 else "crashed"
 
     b.emit({"type": "agent_start", "prompt": prompt})
@@ -472,6 +484,11 @@ def _plan_run(
     elif run.outcome == "crashed":
         run.error = rng.choice(_EXCEPTION_ERRORS).format(n=n)
         b.t += rng.randint(10, 500)
+    elif run.outcome == "interrupted":  # killed while a tool ran: the tool call never ends
+        b.emit({"type": "turn_start", "turn": turn}, rng.randint(10, 200))
+        b.tool_seq += 1
+        call_id = f"call-{index}-{b.tool_seq}"
+        b.emit({"type": "tool_start", "id": call_id, "name": "bash"}, rng.randint(5, 60))
     else:
         run.cancel_reason = rng.choice(_CANCEL_REASONS)
         b.t += rng.randint(100, 20_000)
@@ -526,6 +543,7 @@ def _expected(runs: list[PlannedRun]) -> Expected:
         subagents_succeeded=dict(sub_ok),
         error_runs=sum(1 for r in runs if r.outcome == "failed"),
         crashed_runs=sum(1 for r in runs if r.outcome == "crashed"),
+        interrupted_runs=sum(1 for r in runs if r.outcome == "interrupted"),
         long_runs=sum(1 for r in runs if r.long),
         max_events=max((len(r.events) for r in runs), default=0),
         cancel_reasons=dict(Counter(r.cancel_reason for r in runs if r.cancel_reason)),
@@ -584,30 +602,44 @@ def record_workload(
 ) -> list[str]:
     """Record every planned run through ``rt`` (a :class:`runtrace.otel.Runtrace`); returns ids.
 
-    Each run is started with ``rt.start_run``, its events recorded with ``run.record`` at their
-    simulated times, then ended as planned: normally, by an ``error`` event, by an exception
-    leaving the block, or by ``run.cancel(reason)``.
+    Each run is started with ``rt.start_run`` and its events recorded with ``run.record``, then
+    ended as planned: normally, by an ``error`` event, by an exception leaving the block, or by
+    ``run.cancel(reason)``. An interrupted run is started with ``rt.begin_run`` and never ended,
+    as if its process had been killed mid-run. Events get the recording API's wall-clock times:
+    it takes no explicit timestamps, so the plan's simulated times are not what is stored.
     """
     run_ids: list[str] = []
     total = len(workload.runs)
     for done, planned in enumerate(workload.runs, start=1):
-        # A crash fails the run (the exception leaves start_run); the demo goes on.
-        with (
-            contextlib.suppress(DemoAgentError),
-            rt.start_run(
+        attributes = {"runtrace.demo.index": planned.index, "runtrace.demo.seed": workload.seed}
+        if planned.outcome == "interrupted":
+            handle = rt.begin_run(
                 planned.session_id,
                 prompt=planned.prompt,
                 agent_name=planned.agent_name,
-                **{"runtrace.demo.index": planned.index, "runtrace.demo.seed": workload.seed},
-            ) as run,
-        ):
-            run_ids.append(run.id)
+                attributes=attributes,
+            )
+            run_ids.append(handle.id)
             for _offset, event in planned.events:
-                run.record(event)
-            if planned.outcome == "cancelled":
-                run.cancel(planned.cancel_reason)
-            elif planned.outcome == "crashed":
-                raise DemoAgentError(planned.error)
+                handle.record(event)
+        else:
+            # A crash fails the run (the exception leaves start_run); the demo goes on.
+            with (
+                contextlib.suppress(DemoAgentError),
+                rt.start_run(
+                    planned.session_id,
+                    prompt=planned.prompt,
+                    agent_name=planned.agent_name,
+                    **attributes,
+                ) as run,
+            ):
+                run_ids.append(run.id)
+                for _offset, event in planned.events:
+                    run.record(event)
+                if planned.outcome == "cancelled":
+                    run.cancel(planned.cancel_reason)
+                elif planned.outcome == "crashed":
+                    raise DemoAgentError(planned.error)
         if progress is not None:
             progress(done, total)
     return run_ids

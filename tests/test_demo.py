@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import pytest
@@ -20,8 +21,9 @@ def test_the_same_seed_plans_the_same_workload() -> None:
 
 def test_the_plan_covers_every_outcome_and_feature() -> None:
     expected = plan_workload(DEMO_RUNS, seed=DEMO_SEED).expected
-    assert set(expected.status_counts) == {"completed", "failed", "cancelled"}
+    assert set(expected.status_counts) == {"completed", "failed", "cancelled", "executing"}
     assert expected.error_runs > 0 and expected.crashed_runs > 0  # both ways of failing
+    assert expected.interrupted_runs == expected.status_counts["executing"] > 0
     assert expected.long_runs >= 1 and expected.max_events >= 1_000
     assert set(expected.tool_calls) == set(TOOLS)
     assert sum(expected.tool_failures.values()) > 0
@@ -78,6 +80,8 @@ def test_failures_and_cancellations_keep_their_messages(demo: DemoResult, demo_c
             assert planned.error in errors[run_id]  # the exception's message
         elif planned.outcome == "cancelled":
             assert planned.cancel_reason in (errors[run_id] or "")
+        else:
+            assert errors[run_id] is None
 
 
 def test_token_totals_match_the_turns(demo: DemoResult, demo_con) -> None:
@@ -98,3 +102,17 @@ def test_runs_carry_agent_session_and_demo_attributes(demo: DemoResult, demo_con
     for run_id, session_id, agent_name, index in rows:
         assert (session_id, agent_name) == (planned[run_id].session_id, planned[run_id].agent_name)
         assert int(index) == planned[run_id].index
+
+
+def test_interrupted_runs_stay_open_and_owned_by_the_recording_process(
+    demo: DemoResult, demo_con
+) -> None:
+    rows = demo_con.execute(
+        "SELECT run_id, ended_at_ms, owner_pid FROM runs WHERE status = 'executing'"
+    ).fetchall()
+    interrupted = {
+        rid for rid, r in zip(demo.run_ids, demo.workload.runs, strict=True)
+        if r.outcome == "interrupted"
+    }  # fmt: skip
+    assert {run_id for run_id, _, _ in rows} == interrupted
+    assert all(ended is None and pid == os.getpid() for _, ended, pid in rows)
