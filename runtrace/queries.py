@@ -241,8 +241,6 @@ def get_query(name_or_file: str | os.PathLike[str]) -> NamedQuery:
 def _open(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     from .sinks.duckdb import connect  # the sink's read-only view, live segments included
 
-    if not Path(path).exists():
-        raise QueryError(f"no runtrace database at {os.fspath(path)}")
     return connect(path)
 
 
@@ -253,9 +251,11 @@ def run_query(
 ) -> pa.Table:
     """Run a named query (or a ``.sql`` file) and return its rows as a ``pyarrow.Table``.
 
-    ``con_or_path`` is an open DuckDB connection, or a path to a runtrace file that is opened
-    read-only (through :func:`runtrace.sinks.duckdb.connect`) and closed again. Raises
-    :class:`QueryError` for an unknown query, bad parameters, or SQL that DuckDB rejects.
+    ``con_or_path`` is an open DuckDB connection (with no unfinished result pending on it), or a
+    path to a runtrace file that is opened read-only (through
+    :func:`runtrace.sinks.duckdb.connect`) and closed again. Raises :class:`QueryError` for an
+    unknown query, bad parameters, or SQL that DuckDB rejects; a missing or unreadable file raises
+    the sink's :class:`~runtrace.errors.StoreFileError` subclasses.
     """
     query = name_or_file if isinstance(name_or_file, NamedQuery) else get_query(name_or_file)
     bound = query.bind(params)

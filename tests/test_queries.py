@@ -11,7 +11,7 @@ import pytest
 from minidb import MINI_EVENTS, MINI_RUNS, T0
 
 from runtrace.demo import DemoResult
-from runtrace.errors import QueryError
+from runtrace.errors import QueryError, StoreFileError
 from runtrace.queries import get_query, list_queries, run_query
 
 REQUIRED_QUESTIONS = {
@@ -288,3 +288,8 @@ def test_list_runs_filters_by_status_and_session(demo: DemoResult, demo_con) -> 
     session = demo.workload.runs[0].session_id
     in_session = run_query(demo_con, "list_runs", {"session_id": session, "limit": 1000})
     assert in_session.num_rows == sum(1 for r in demo.workload.runs if r.session_id == session)
+
+
+def test_a_missing_file_raises_the_stores_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreFileError, match="no runtrace store"):
+        run_query(tmp_path / "missing.duckdb", "outcome_summary")
