@@ -249,3 +249,23 @@ def test_import_rejects_a_bad_line_and_writes_nothing(capsys, tmp_path, line, me
     assert code == 1
     assert message in err and len(err.strip().splitlines()) == 1
     assert not db.exists()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_draws_on_a_terminal_and_stays_quiet_in_a_pipe() -> None:
+    from runtrace.cli import Progress
+
+    terminal = _Terminal()
+    bar = Progress("recording", terminal, width=10)
+    bar(5, 10)
+    bar(10, 10)
+    drawn = terminal.getvalue()
+    assert "\rrecording [#####.....] 5/10" in drawn
+    assert "\rrecording [##########] 10/10" in drawn and drawn.endswith("\n")
+    pipe = io.StringIO()
+    Progress("recording", pipe)(10, 10)
+    assert pipe.getvalue() == ""
