@@ -200,6 +200,9 @@ class ForwardResult:
 
 
 _FORWARD_BATCH_RUNS = 100
+_FORWARD_BATCH_EVENTS = 20_000
+"""Span events per export request at most (unless one run has more): OTLP receivers cap request
+sizes at a few MB, and a long run's events are most of a request."""
 
 
 def _traces_url(endpoint: str) -> str:
@@ -373,6 +376,23 @@ def forward_runs(
     )
     params = {"since_ms": since_ms, "run_id": run_id}
     runs_sent = spans_sent = 0
+    pending: list[Any] = []
+    pending_runs = pending_events = 0
+    rows: list[dict[str, Any]] = []
+
+    def send() -> None:
+        """Export the pending spans as one request; a refusal stops the replay."""
+        nonlocal runs_sent, spans_sent, pending_runs, pending_events
+        if exporter.export(pending) is not SpanExportResult.SUCCESS:
+            raise CommandError(
+                f"the OTLP backend at {url} did not accept the spans or could not be reached "
+                f"({runs_sent} of {len(rows)} runs sent before it failed)"
+            )
+        runs_sent += pending_runs
+        spans_sent += len(pending)
+        pending.clear()
+        pending_runs = pending_events = 0
+
     try:
         rows = (
             con.sql(
@@ -402,16 +422,15 @@ def forward_runs(
                         event=parse_event(event["event"]),
                     )
                 )
-            spans: list[Any] = []
             for row in batch:
-                spans.extend(run_spans(_snapshot_from_row(row), by_run.get(row["run_id"], [])))
-            if exporter.export(spans) is not SpanExportResult.SUCCESS:
-                raise CommandError(
-                    f"the OTLP backend at {url} did not accept the spans or could not be reached "
-                    f"({runs_sent} of {len(rows)} runs sent before it failed)"
-                )
-            runs_sent += len(batch)
-            spans_sent += len(spans)
+                records = by_run.get(row["run_id"], [])
+                if pending_runs and pending_events + len(records) > _FORWARD_BATCH_EVENTS:
+                    send()
+                pending.extend(run_spans(_snapshot_from_row(row), records))
+                pending_runs += 1
+                pending_events += len(records)
+        if pending_runs:
+            send()
     finally:
         con.close()
         exporter.shutdown()

@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from runtrace.cli import forward_runs, main
 from runtrace.demo import DemoResult, PlannedRun
@@ -178,3 +179,29 @@ def test_an_unknown_run_and_a_dead_backend_fail_with_one_line(
     assert code == 1
     assert "did not accept the spans" in err
     assert len(err.strip().splitlines()) == 1
+
+
+class _Recorder:
+    """An exporter that keeps each export call's spans."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Any]] = []
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.batches.append(list(spans))
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_requests_are_split_to_bound_their_size(demo: DemoResult) -> None:
+    recorder = _Recorder()
+    result = forward_runs(demo.path, "http://127.0.0.1:9", exporter=recorder)
+    assert len(recorder.batches) >= demo.workload.expected.events // 20_000
+    roots = [s for batch in recorder.batches for s in batch if s.parent is None]
+    assert len(roots) == result.runs == demo.workload.expected.runs
+    for batch in recorder.batches:
+        batch_roots = [s for s in batch if s.parent is None]
+        events = sum(len(s.events) for s in batch_roots)
+        assert events <= 20_000 or len(batch_roots) == 1
