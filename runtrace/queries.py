@@ -203,9 +203,6 @@ def _queries_dir() -> Path:
     In a source checkout that is a symlink to the top-level ``queries/`` directory, so the files
     are edited in one place and setuptools copies them into the wheel as package data.
     """
-    override = os.environ.get("RUNTRACE_QUERIES_DIR")
-    if override:
-        return Path(override)
     return Path(str(resources.files("runtrace") / "queries"))
 
 
