@@ -4,7 +4,8 @@ Run: python benchmarks/bench_queries.py [--runs N] [--events-per-run K] [--db PA
 
 The file is built with a bulk path (DuckDB ``range()`` in SQL, into the real schema), not the
 recording API, which would take hours at this size. Each query then runs through
-``runtrace.queries.run_query`` (Arrow result included) a few times; the best and median times are
+``runtrace.queries.run_query`` on a ``runtrace.sinks.duckdb.connect`` connection (the read-only
+view the CLI and notebooks use), Arrow result included, a few times; the best and median times are
 printed beside a baseline measured in the same run: a plain full scan of ``run_events``
 (``count(*)`` and ``sum(timestamp_ms)``), the cheapest thing any query over events must do.
 Target: every outcome query under 1 s on the 1M-run / 10M-event file.
@@ -24,6 +25,7 @@ from typing import Any
 import duckdb
 
 from runtrace.queries import list_queries, run_query
+from runtrace.sinks.duckdb import connect
 from runtrace.sinks.schema import ensure_schema
 
 T0_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC
@@ -152,7 +154,7 @@ def main() -> None:
         print(f"built {path}: {args.runs:,} runs, {args.runs * args.events_per_run:,} events")
         print(f"  bulk load {seconds:.1f}s, {path.stat().st_size / 1e6:.0f} MB")
 
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(path)  # what the CLI and notebooks read through
     counts = con.execute(
         "SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM run_events) AS events"
     ).fetchone()

@@ -265,7 +265,7 @@ class Workload:
     expected: Expected
 
 
-def _lognormal_ms(rng: random.Random, median: float, sigma: float) -> int:
+def _lognormal(rng: random.Random, median: float, sigma: float) -> int:
     return max(1, round(rng.lognormvariate(math.log(median), sigma)))
 
 
@@ -294,7 +294,7 @@ class _RunBuilder:
             {"type": "tool_execution_start", "id": call_id, "name": name, "args": args},
             self.rng.randint(1, 20),
         )
-        latency = _lognormal_ms(self.rng, profile.median_ms, profile.sigma)
+        latency = _lognormal(self.rng, profile.median_ms, profile.sigma)
         if self.rng.random() < profile.failure_rate:
             exit_code, kind, output = self.rng.choice(profile.failures)
             end: dict[str, Any] = {"exit_code": exit_code, "error_kind": kind, "output": output}
@@ -316,8 +316,8 @@ class _RunBuilder:
             self.emit({"type": "text_delta", "text": "Working on it. "}, self.rng.randint(15, 80))
         for _ in range(tools):
             self.tool_call(self.rng.choice(profile.tools))
-        prompt_tokens = _lognormal_ms(self.rng, profile.tokens_in, 0.5)
-        completion_tokens = _lognormal_ms(self.rng, profile.tokens_out, 0.6)
+        prompt_tokens = _lognormal(self.rng, profile.tokens_in, 0.5)
+        completion_tokens = _lognormal(self.rng, profile.tokens_out, 0.6)
         self.tokens_in += prompt_tokens
         self.tokens_out += completion_tokens
         usage = {
@@ -350,7 +350,7 @@ class _RunBuilder:
                 "status": "running",
                 "metadata": {"step": 1},
             },
-            _lognormal_ms(self.rng, 4_000, 0.6),
+            _lognormal(self.rng, 4_000, 0.6),
         )
         self.emit(
             {
@@ -361,7 +361,7 @@ class _RunBuilder:
                 "output": "done" if success else "gave up",
                 "success": success,
             },
-            _lognormal_ms(self.rng, 6_000, 0.6),
+            _lognormal(self.rng, 6_000, 0.6),
         )
 
 
@@ -391,7 +391,7 @@ def _plan_run(
         plan = [f"step {i + 1}" for i in range(steps)]
         b.emit(
             {"type": "planning_end", "plan": plan, "estimated_steps": steps},
-            _lognormal_ms(rng, 2_500, 0.5),
+            _lognormal(rng, 2_500, 0.5),
         )
     turns_per_step = [turns // steps + (1 if i < turns % steps else 0) for i in range(steps)]
     # Failing and cancelled runs stop somewhere in the middle.
@@ -434,7 +434,7 @@ def _plan_run(
                 )
                 b.emit(
                     {"type": "confirmation_received", "tool_id": tool_id, "approved": True},
-                    _lognormal_ms(rng, 8_000, 0.8),
+                    _lognormal(rng, 8_000, 0.8),
                 )
             if rng.random() < profile.delegates / max(1, turns) * 2:
                 subtask += 1
