@@ -544,7 +544,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     expected = result.workload.expected
     out.write(
         f"Recorded {expected.runs} runs ({expected.events} events, {expected.sessions} sessions)"
-        f" into {args.db} in {elapsed:.1f}s\n\n"
+        f" into {args.db} in {elapsed:.1f}s\n\nOutcomes of every run in {args.db}:\n"
     )
     con = _connect(args.db)
     try:
