@@ -9,6 +9,7 @@ parameter) print one line to stderr and exit with status 1; usage errors exit wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -568,6 +569,9 @@ def cmd_runs(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+_JSON_RUN_COLUMNS = ("attributes", "overflow")
+
+
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     from .queries import run_query
 
@@ -581,6 +585,11 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         con.close()
     snapshot = rows[0]
+    for key in _JSON_RUN_COLUMNS:  # JSON text in DuckDB; objects in the JSON output
+        value = snapshot.get(key)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                snapshot[key] = json.loads(value)
     if args.format == "json":
         json.dump(
             {"run": snapshot, "events": timeline.to_pylist()},

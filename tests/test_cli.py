@@ -69,6 +69,7 @@ def test_show_prints_the_snapshot_and_every_event(capsys, demo: DemoResult) -> N
     shown = json.loads(out)
     assert shown["run"]["status"] == planned.status
     assert shown["run"]["agent_name"] == planned.agent_name
+    assert shown["run"]["attributes"]["runtrace.demo.index"] == planned.index
     assert [e["type"] for e in shown["events"]] == [e["type"] for _, e in planned.events]
     code, out, _ = run_cli(capsys, "show", run_id, "--db", demo.path)
     assert f"status: {planned.status}" in out
