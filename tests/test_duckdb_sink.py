@@ -62,6 +62,11 @@ def record_run(
     return snap.id
 
 
+def ordered(records: list[RunRecord]) -> list[RunRecord]:
+    """load_records orders by creation time, then run id (the store keeps insertion order)."""
+    return sorted(records, key=lambda r: (r.snapshot.created_at_ms, r.snapshot.id))
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "runs.duckdb"
@@ -82,10 +87,10 @@ def test_recorded_runs_round_trip_exactly_through_the_file(db: Path) -> None:
         record_run(store, sink, EVENTS[:3], session_id="s2")
         assert sink.force_flush()
     loaded = load_records(db)
-    assert loaded == store.records()
+    assert loaded == ordered(store.records())
     rebuilt = RunStore()
     rebuilt.replace_records(loaded)
-    assert rebuilt.records() == store.records()
+    assert ordered(rebuilt.records()) == ordered(store.records())
     assert rebuilt.snapshot(run_id) == store.snapshot(run_id)
 
 
@@ -143,7 +148,7 @@ def test_write_records_and_load_records_round_trip(db: Path) -> None:
             store.record(snap.id, event, timestamp_ms=2_000 + i)
     with DuckDBSink(db) as sink:
         assert sink.write_records(store.records()) == sum(i + 2 for i in range(5))
-    assert load_records(db) == store.records()
+    assert load_records(db) == ordered(store.records())
 
 
 def test_module_write_records_writes_into_the_file_itself(db: Path) -> None:
@@ -206,7 +211,7 @@ def test_ten_thousand_event_run_is_stored_complete(db: Path) -> None:
     ).fetchone() == (10_001, 10_001, 10_000)
     assert con.execute("SELECT event_count FROM runs").fetchone() == (10_001,)
     con.close()
-    assert load_records(db) == store.records()
+    assert load_records(db) == ordered(store.records())
 
 
 def test_concurrent_threads_through_one_sink_lose_nothing(db: Path) -> None:
@@ -231,7 +236,7 @@ def test_concurrent_threads_through_one_sink_lose_nothing(db: Path) -> None:
     assert con.execute("SELECT count(*) FROM run_events").fetchone() == (4_000,)
     assert con.execute("SELECT sum(event_count), count(*) FROM runs").fetchone() == (4_000, 8)
     con.close()
-    assert load_records(db) == store.records()
+    assert load_records(db) == ordered(store.records())
 
 
 def test_every_accepted_event_lands_including_odd_values(db: Path) -> None:
@@ -246,7 +251,7 @@ def test_every_accepted_event_lands_including_odd_values(db: Path) -> None:
     with DuckDBSink(db) as sink:
         run_id = record_run(store, sink, odd, prompt="'quoted' \"prompt\"")
     assert sink.stats.events_written == len(odd)
-    assert load_records(db) == store.records()
+    assert load_records(db) == ordered(store.records())
     con = connect(db)
     assert con.execute(
         "SELECT exit_code, input_tokens FROM run_events WHERE run_id = ? ORDER BY sequence",

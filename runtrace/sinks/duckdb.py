@@ -15,7 +15,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,19 +146,43 @@ def runs_table(snapshots: Iterable[RunSnapshot], *, owner: tuple[str, int] | Non
 def events_table(run_ids: Sequence[str], records: Sequence[RunEventRecord]) -> pa.Table:
     """Arrow rows for ``run_events`` minus the typed columns, which DuckDB derives.
 
-    Each event is serialised once, to its wire JSON, here in the writer thread.
+    Each event is serialised once, to its wire JSON, in the writer thread.
     """
-    events = [r.event for r in records]
+    seqs: list[int] = []
+    stamps: list[int] = []
+    types: list[str] = []
+    texts: list[bytes] = []
+    add_seq, add_stamp, add_type, add_text = seqs.append, stamps.append, types.append, texts.append
+    for rec in records:
+        event = rec.event
+        add_seq(rec.sequence)
+        add_stamp(rec.timestamp_ms)
+        add_type(event.type)
+        add_text(event.__pydantic_serializer__.to_json(event))
+    return _events_arrow(run_ids, seqs, stamps, types, texts)
+
+
+def _events_arrow(
+    run_ids: Sequence[str],
+    seqs: list[int],
+    stamps: list[int],
+    types: list[str],
+    texts: list[bytes],
+) -> pa.Table:
     return pa.table(
         [
             pa.array(run_ids, pa.string()),
-            pa.array([r.sequence for r in records], pa.int64()),
-            pa.array([r.timestamp_ms for r in records], pa.int64()),
-            pa.array([e.type for e in events], pa.string()),
-            pa.array([e.__pydantic_serializer__.to_json(e) for e in events], pa.string()),
+            pa.array(seqs, pa.int64()),
+            pa.array(stamps, pa.int64()),
+            pa.array(types, pa.string()),
+            pa.array(texts, pa.string()),
         ],
         schema=EVENT_BATCH_SCHEMA,
     )
+
+
+def _newer(a: RunSnapshot, b: RunSnapshot) -> bool:
+    return (a.event_count, a.updated_at_ms) > (b.event_count, b.updated_at_ms)
 
 
 @dataclass
@@ -252,58 +277,73 @@ def _write_in_transaction(con: duckdb.DuckDBPyConnection, path: str, batches: li
     delete_files(compacted)
 
 
-class _Writer:
-    """Writes batches to the file when its lock is free, else to a segment; never waits."""
+class _Transaction:
+    """One flush: into the file when its write lock is free at once, else into a segment.
 
-    def __init__(self, path: str) -> None:
+    ``insert`` may run in a helper thread (DuckDB releases the GIL) while the next batch is
+    built; calls never overlap. Nothing is visible to readers before ``commit``, and a
+    failure before it leaves the file and the segments as they were.
+    """
+
+    def __init__(self, path: str, scratch: Callable[[], duckdb.DuckDBPyConnection]) -> None:
         self.path = path
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._scratch: duckdb.DuckDBPyConnection | None = None
-
-    def write(self, batches: list[_Batch], *, keep_open: bool = False) -> str:
-        """Write ``batches`` in one transaction; returns ``"file"`` or ``"segment"``."""
-        if self._con is None:
-            try:
-                self._con = open_rw(self.path)
-            except duckdb.Error as exc:
-                if not is_lock_conflict(exc):
-                    raise
-                self._write_segments(batches)
-                return "segment"
+        self._scratch = scratch
+        self._compacted: list[Path] = []
+        self._pending: list[_Batch] = []
         try:
-            _write_in_transaction(self._con, self.path, batches)
+            self._con: duckdb.DuckDBPyConnection | None = open_rw(path)
+        except duckdb.Error as exc:
+            if not is_lock_conflict(exc):
+                raise
+            self._con = None
+        if self._con is not None:
+            try:
+                self._con.execute("BEGIN TRANSACTION")
+                self._compacted = compact_segments(self._con, path)
+            except BaseException:
+                self.rollback()
+                raise
+
+    @property
+    def target(self) -> str:
+        return "file" if self._con is not None else "segment"
+
+    def insert(self, batch: _Batch) -> None:
+        if self._con is None:
+            self._pending.append(batch)
+        else:
+            _insert(self._con, batch)
+
+    def commit(self) -> None:
+        if self._con is None:
+            events = [b.events for b in self._pending if b.event_rows]
+            runs = [b.runs for b in self._pending if b.runs is not None and b.run_rows]
+            write_segment(
+                self.path,
+                pa.concat_tables(events) if events else None,
+                _latest_runs(pa.concat_tables(runs)) if runs else None,
+                self._scratch(),
+            )
+            return
+        con, self._con = self._con, None
+        try:
+            con.execute("COMMIT")
         except BaseException:
-            self.close()
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            con.close()
             raise
-        if not keep_open:
-            self.close()
-        return "file"
+        con.close()
+        delete_files(self._compacted)
 
-    def _write_segments(self, batches: list[_Batch]) -> None:
-        if self._scratch is None:
-            self._scratch = duckdb.connect(":memory:")
-        events = [b.events for b in batches if b.events is not None and b.events.num_rows]
-        runs = [b.runs for b in batches if b.runs is not None and b.runs.num_rows]
-        write_segment(
-            self.path,
-            pa.concat_tables(events) if events else None,
-            _latest_runs(pa.concat_tables(runs)) if runs else None,
-            self._scratch,
-        )
-
-    def close(self) -> None:
+    def rollback(self) -> None:
+        self._pending = []
         if self._con is not None:
             con, self._con = self._con, None
-            try:
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            with suppress(duckdb.Error):
                 con.close()
-            except duckdb.Error:
-                _log.exception("closing %s failed", self.path)
-
-    def close_all(self) -> None:
-        self.close()
-        if self._scratch is not None:
-            self._scratch.close()
-            self._scratch = None
 
 
 def _latest_runs(runs: pa.Table) -> pa.Table:
@@ -403,7 +443,8 @@ class DuckDBSink:
         self._retry: list[_Batch] = []
         self._written_keys: dict[str, tuple[int, int]] = {}
         self._counters = _Counters()
-        self._writer = _Writer(self.path)
+        self._pool: ThreadPoolExecutor | None = None
+        self._scratch: duckdb.DuckDBPyConnection | None = None
         self._closed = False
         self._thread = threading.Thread(
             target=self._run, name=f"runtrace-duckdb:{Path(self.path).name}", daemon=True
@@ -463,7 +504,10 @@ class DuckDBSink:
                 self._flush_locked(retry_failures=True)
             self._rescue(self._retry)
             self._retry = []
-            self._writer.close_all()
+            if self._pool is not None:
+                self._pool.shutdown()
+            if self._scratch is not None:
+                self._scratch.close()
         try:
             compact(self.path, lock_timeout=min(self.lock_timeout, 2.0))
         except StoreFileError as exc:
@@ -479,7 +523,13 @@ class DuckDBSink:
         batch = _records_batch(records, owner=self._owner)
         with self._write_lock:
             self._flush_locked(retry_failures=True)  # keep earlier snapshots earlier
-            self._writer.write([batch])
+            tx = _Transaction(self.path, self._scratch_connection)
+            try:
+                tx.insert(batch)
+                tx.commit()
+            except BaseException:
+                tx.rollback()
+                raise
             self._counters.events_written += batch.event_rows
             self._counters.run_rows_written += batch.run_rows
         return batch.event_rows
@@ -524,66 +574,151 @@ class DuckDBSink:
                 except Exception:  # never let the thread die; the batch is kept for retry
                     _log.exception("runtrace DuckDB flush failed")
 
-    def _drain(self) -> _Batch | None:
+    def _drain(self, limit: int) -> _Batch | None:
         queue = self._queue
-        n = len(queue)
+        n = min(len(queue), limit)
         if not n:
             return None
         popleft = queue.popleft
-        items = [popleft() for _ in range(n)]
-        records = [(s.id, r) for s, r in items if r is not None]
-        self._counters.events_received += len(records)
-        self._counters.runs_received += n - len(records)
+        # One pass, and no per-event tuples or dicts: the records are cold in memory (a
+        # cache miss per pass), and objects that survive a batch make the cyclic GC walk the
+        # whole heap again. The last snapshot queued for a run usually is its newest.
+        ids: list[str] = []
+        seqs: list[int] = []
+        stamps: list[int] = []
+        types: list[str] = []
+        texts: list[bytes] = []
         latest: dict[str, RunSnapshot] = {}
-        get = latest.get
-        for s, _ in items:
-            prev = get(s.id)
-            if prev is None or (s.event_count, s.updated_at_ms) >= (
-                prev.event_count,
-                prev.updated_at_ms,
-            ):
+        run_only: list[RunSnapshot] = []
+        add_id, add_seq, add_stamp = ids.append, seqs.append, stamps.append
+        add_type, add_text = types.append, texts.append
+        items = [popleft() for _ in range(n)]
+        for snap, rec in items:
+            run_id = snap.id
+            latest[run_id] = snap
+            if rec is None:
+                run_only.append(snap)
+                continue
+            event = rec.event
+            add_id(run_id)
+            add_seq(rec.sequence)
+            add_stamp(rec.timestamp_ms)
+            add_type(event.type)
+            add_text(event.__pydantic_serializer__.to_json(event))
+        self._counters.events_received += len(ids)
+        self._counters.runs_received += len(run_only)
+        events = _events_arrow(ids, seqs, stamps, types, texts) if ids else None
+        runs = self._latest_snapshots(latest, run_only, events, items)
+        return _Batch(events, runs_table(runs, owner=self._owner) if runs else None)
+
+    def _latest_snapshots(
+        self,
+        latest: dict[str, RunSnapshot],
+        run_only: list[RunSnapshot],
+        events: pa.Table | None,
+        items: list[tuple[RunSnapshot, RunEventRecord | None]],
+    ) -> list[RunSnapshot]:
+        """Each changed run's newest snapshot, robust to threads enqueuing out of order.
+
+        ``latest`` holds the last snapshot queued per run. It loses to an ``on_run`` snapshot
+        that is newer (cancelled, ended), and must not be older than the run's highest
+        sequence in the batch; if it is, a racing thread queued an older snapshot last, and
+        the batch is searched for the one that came with the highest sequence (rare).
+        """
+        for s in run_only:
+            if _newer(s, latest[s.id]):
                 latest[s.id] = s
+        if events is not None:
+            maxima = events.group_by("run_id").aggregate([("sequence", "max")])
+            for run_id, top in zip(
+                maxima.column("run_id").to_pylist(),
+                maxima.column("sequence_max").to_pylist(),
+                strict=True,
+            ):
+                if latest[run_id].event_count < top + 1:
+                    for snap, rec in reversed(items):
+                        if rec is not None and snap.id == run_id and rec.sequence == top:
+                            if _newer(snap, latest[run_id]):
+                                latest[run_id] = snap
+                            break
         written = self._written_keys
         fresh: list[RunSnapshot] = []
         for run_id, s in latest.items():
             key = (s.event_count, s.updated_at_ms)
             old = written.get(run_id)
             if old is not None and key < old:
-                continue  # a snapshot that lost a race between threads: keep the newer row
+                continue  # lost a race against a snapshot written in an earlier flush
             fresh.append(s)
             if s.ended_at_ms is None:
                 written[run_id] = key
             else:
                 written.pop(run_id, None)
-        events = events_table([i for i, _ in records], [r for _, r in records]) if records else None
-        runs = runs_table(fresh, owner=self._owner) if fresh else None
-        return _Batch(events, runs)
+        return fresh
 
-    def _flush_locked(self, *, retry_failures: bool) -> None:
-        """Drain and write; caller holds ``_write_lock``. Keeps the lock while work remains."""
-        while True:
-            batch = self._drain()
-            batches = [*self._retry, batch] if batch is not None else list(self._retry)
-            if not batches:
-                self._writer.close()
-                return
-            self._retry = []
-            more = len(self._queue) >= self.max_batch_size
-            try:
-                where = self._writer.write(batches, keep_open=more)
-            except Exception as exc:
-                self._failed(batches, exc)
-                return
-            c = self._counters
-            c.events_written += sum(b.event_rows for b in batches)
-            c.run_rows_written += sum(b.run_rows for b in batches)
-            if where == "file":
-                c.flushes_to_file += 1
-            else:
-                c.flushes_to_segments += 1
-            if not more:
-                self._writer.close()
-                return
+    def _flush_locked(self, *, retry_failures: bool = True) -> None:
+        """Write what is queued now (and earlier failures) in one transaction.
+
+        The caller holds ``_write_lock``. Batches of ``max_batch_size`` are built in this
+        thread while the previous one is inserted by a helper thread, so the Python half
+        (JSON, Arrow) and the DuckDB half overlap. Only what was queued at the start is
+        taken, so the file's lock is never held longer than that backlog needs.
+        """
+        budget = len(self._queue)
+        if not budget and not self._retry:
+            return
+        batches = list(self._retry)
+        self._retry = []
+        try:
+            tx = _Transaction(self.path, self._scratch_connection)
+        except Exception as exc:
+            while budget > 0:  # keep the drained events for the retry; nothing was written
+                batch = self._drain(min(budget, self.max_batch_size))
+                budget -= self.max_batch_size
+                if batch is not None:
+                    batches.append(batch)
+            self._failed(batches, exc)
+            return
+        inflight: Future[None] | None = None
+        try:
+            for batch in batches:
+                tx.insert(batch)
+            while budget > 0:
+                batch = self._drain(min(budget, self.max_batch_size))
+                budget -= self.max_batch_size
+                if batch is None:
+                    break
+                batches.append(batch)
+                if inflight is not None:
+                    inflight.result()
+                inflight = self._helper().submit(tx.insert, batch)
+            if inflight is not None:
+                inflight.result()
+            target = tx.target
+            tx.commit()
+        except Exception as exc:
+            if inflight is not None:
+                with suppress(Exception):
+                    inflight.result()
+            tx.rollback()
+            self._failed(batches, exc)
+            return
+        c = self._counters
+        c.events_written += sum(b.event_rows for b in batches)
+        c.run_rows_written += sum(b.run_rows for b in batches)
+        if target == "file":
+            c.flushes_to_file += 1
+        else:
+            c.flushes_to_segments += 1
+
+    def _helper(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="runtrace-duckdb-insert")
+        return self._pool
+
+    def _scratch_connection(self) -> duckdb.DuckDBPyConnection:
+        if self._scratch is None:
+            self._scratch = duckdb.connect(":memory:")
+        return self._scratch
 
     def _failed(self, batches: list[_Batch], exc: Exception) -> None:
         c = self._counters

@@ -136,6 +136,28 @@ _TOOL_REF_EVENTS = (
 )
 _SUBAGENT_EVENTS = "('subagent_start', 'subagent_progress', 'subagent_end')"
 _USAGE_EVENTS = "('turn_end', 'agent_end')"
+_TYPED_EVENTS = (
+    "('tool_start', 'tool_input_delta', 'tool_execution_start', 'tool_output_delta', "
+    "'tool_end', 'confirmation_required', 'confirmation_received', 'confirmation_timeout', "
+    "'permission_denied', 'subagent_start', 'subagent_progress', 'subagent_end', 'turn_end', "
+    "'agent_end', 'error', 'persistence_failed')"
+)
+# JSON paths read from events, parsed once per row into one list.
+_PATHS = (
+    "$.name",
+    "$.tool_name",
+    "$.agent",
+    "$.id",
+    "$.tool_id",
+    "$.task_id",
+    "$.exit_code",
+    "$.usage.prompt_tokens",
+    "$.usage.completion_tokens",
+    "$.message",
+    "$.error_kind",
+    "$.reason",
+    "$.error",
+)
 
 
 def events_select_sql(source: str, *, json_type: str = "JSON") -> str:
@@ -146,35 +168,37 @@ def events_select_sql(source: str, *, json_type: str = "JSON") -> str:
     too big for BIGINT leaves the column NULL instead of failing the batch; the full value stays
     in ``event``. ``json_type`` is ``VARCHAR`` for Parquet segments, whose readers cast back.
     """
+    paths = ", ".join(f"'{p}'" for p in _PATHS)
+    at = {name: i + 1 for i, name in enumerate(_PATHS)}
     return f"""
 SELECT
   b.run_id, b.sequence, b.timestamp_ms, b.type, b.event::{json_type} AS event,
   CASE
-    WHEN b.type IN {_TOOL_EVENTS} THEN j->>'$.name'
-    WHEN b.type IN ('confirmation_required', 'permission_denied') THEN j->>'$.tool_name'
-    WHEN b.type IN ('subagent_start', 'subagent_end') THEN j->>'$.agent'
+    WHEN b.type IN {_TOOL_EVENTS} THEN x[{at["$.name"]}]
+    WHEN b.type IN ('confirmation_required', 'permission_denied') THEN x[{at["$.tool_name"]}]
+    WHEN b.type IN ('subagent_start', 'subagent_end') THEN x[{at["$.agent"]}]
   END AS tool_name,
   CASE
-    WHEN b.type IN {_TOOL_ID_EVENTS} THEN j->>'$.id'
-    WHEN b.type IN {_TOOL_REF_EVENTS} THEN j->>'$.tool_id'
-    WHEN b.type IN {_SUBAGENT_EVENTS} THEN j->>'$.task_id'
+    WHEN b.type IN {_TOOL_ID_EVENTS} THEN x[{at["$.id"]}]
+    WHEN b.type IN {_TOOL_REF_EVENTS} THEN x[{at["$.tool_id"]}]
+    WHEN b.type IN {_SUBAGENT_EVENTS} THEN x[{at["$.task_id"]}]
   END AS tool_call_id,
-  CASE WHEN b.type = 'tool_end' THEN TRY_CAST(j->>'$.exit_code' AS BIGINT) END AS exit_code,
+  CASE WHEN b.type = 'tool_end' THEN TRY_CAST(x[{at["$.exit_code"]}] AS BIGINT) END AS exit_code,
   CASE WHEN b.type IN {_USAGE_EVENTS}
-    THEN TRY_CAST(j->>'$.usage.prompt_tokens' AS BIGINT) END AS input_tokens,
+    THEN TRY_CAST(x[{at["$.usage.prompt_tokens"]}] AS BIGINT) END AS input_tokens,
   CASE WHEN b.type IN {_USAGE_EVENTS}
-    THEN TRY_CAST(j->>'$.usage.completion_tokens' AS BIGINT) END AS output_tokens,
+    THEN TRY_CAST(x[{at["$.usage.completion_tokens"]}] AS BIGINT) END AS output_tokens,
   CASE
-    WHEN b.type = 'error' THEN j->>'$.message'
-    WHEN b.type = 'tool_end' THEN j->>'$.error_kind'
-    WHEN b.type = 'permission_denied' THEN j->>'$.reason'
-    WHEN b.type = 'persistence_failed' THEN j->>'$.error'
+    WHEN b.type = 'error' THEN x[{at["$.message"]}]
+    WHEN b.type = 'tool_end' THEN x[{at["$.error_kind"]}]
+    WHEN b.type = 'permission_denied' THEN x[{at["$.reason"]}]
+    WHEN b.type = 'persistence_failed' THEN x[{at["$.error"]}]
   END AS error_message
-FROM (SELECT *, CASE WHEN type IN {_TOOL_EVENTS} OR type IN {_TOOL_ID_EVENTS}
-        OR type IN {_TOOL_REF_EVENTS} OR type IN {_SUBAGENT_EVENTS} OR type IN {_USAGE_EVENTS}
-        OR type IN ('error', 'permission_denied', 'persistence_failed')
-        THEN event::JSON END AS j
-      FROM {source}) AS b
+FROM (
+  SELECT *, CASE WHEN type IN {_TYPED_EVENTS}
+    THEN json_extract_string(event, [{paths}]) END AS x
+  FROM {source}
+) AS b
 """
 
 

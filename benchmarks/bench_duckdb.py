@@ -1,0 +1,173 @@
+"""DuckDB sink throughput and reload, side by side with the limit and the naive way.
+
+One run, N events (default 1,000,000) over 1,000 runs of a realistic mix:
+
+- sink: ``on_event`` for every record, then ``force_flush``: the sink's whole path (queue,
+  JSON serialisation, Arrow batches, typed columns in DuckDB, commit).
+- arrow limit: ``INSERT INTO run_events SELECT * FROM <ready Arrow table>`` of the same rows,
+  typed columns and JSON already computed: what DuckDB alone needs.
+- executemany: row-by-row parameterised inserts of a sample, extrapolated to N.
+- load_records: reading all N events back into RunRecords.
+
+Run: ``python benchmarks/bench_duckdb.py [--events N] [--sample M]``.
+Targets: sink >= 0.3x the Arrow limit, >= 1000x executemany; reload <= 2 s for 1M events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runtrace.runs import RunEventRecord, RunRecord, RunSnapshot  # noqa: E402
+from runtrace.sinks.duckdb import DuckDBSink, connect, events_table, load_records  # noqa: E402
+from runtrace.sinks.schema import EVENT_COLUMNS, events_select_sql  # noqa: E402
+from runtrace.store import RunStore  # noqa: E402
+
+
+def make_event(i: int) -> dict[str, Any]:
+    k = i % 10
+    if k == 0:
+        return {"type": "turn_start", "turn": i}
+    if k in (1, 2, 3, 4):
+        return {"type": "text_delta", "text": f"token {i} of the answer, some words here"}
+    if k == 5:
+        return {"type": "tool_start", "id": f"call_{i}", "name": "bash"}
+    if k == 6:
+        return {
+            "type": "tool_execution_start",
+            "id": f"call_{i}",
+            "name": "bash",
+            "args": {"cmd": "ls -la", "cwd": "/work"},
+        }
+    if k == 7:
+        return {
+            "type": "tool_end",
+            "id": f"call_{i}",
+            "name": "bash",
+            "output": "total 0\nfile.txt",
+            "exit_code": i % 3,
+        }
+    if k == 8:
+        return {
+            "type": "turn_end",
+            "turn": i,
+            "usage": {"prompt_tokens": 120, "completion_tokens": 40, "total_tokens": 160},
+        }
+    return {"type": "memory_stored", "memory_id": f"m{i}", "kind": "fact"}
+
+
+def build(n_events: int, n_runs: int) -> list[tuple[RunSnapshot, RunEventRecord]]:
+    store = RunStore()
+    ids = [store.create_run(f"session-{r % 50}", f"prompt {r}").id for r in range(n_runs)]
+    out = []
+    for i in range(n_events):
+        out.append(store.record(ids[i % n_runs], make_event(i), timestamp_ms=1_700_000_000_000 + i))
+    return out
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    gc.collect()
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=1_000)
+    parser.add_argument("--sample", type=int, default=2_000, help="rows for executemany")
+    args = parser.parse_args()
+    n = args.events
+    print(f"building {n:,} events in {args.runs:,} runs ...", flush=True)
+    items = build(n, args.runs)
+    tmp = Path(tempfile.mkdtemp(prefix="runtrace-bench-"))
+
+    # The sink, end to end.
+    sink_path = tmp / "sink.duckdb"
+    sink = DuckDBSink(sink_path, flush_interval=1.0)
+
+    def feed() -> None:
+        on_event = sink.on_event
+        for snap, rec in items:
+            on_event(snap, rec)
+        assert sink.force_flush(timeout_millis=600_000)
+
+    t_sink, _ = timed(feed)
+    sink.shutdown()
+    assert sink.stats.events_written == n, sink.stats
+
+    # The limit: the same rows, ready as Arrow, one INSERT.
+    con = duckdb.connect(str(tmp / "sink.duckdb"), read_only=True)
+    ready = con.sql("SELECT * FROM run_events").to_arrow_table()
+    con.close()
+    limit_con = duckdb.connect(str(tmp / "limit.duckdb"))
+    cols = ", ".join(f"{c} {t}" for c, t in EVENT_COLUMNS)
+    limit_con.execute(f"CREATE TABLE run_events ({cols})")
+
+    def arrow_insert() -> None:
+        limit_con.register("ready", ready)
+        limit_con.execute("INSERT INTO run_events SELECT * FROM ready")
+        limit_con.close()
+
+    t_limit, _ = timed(arrow_insert)
+
+    # The naive way: executemany of a sample, per row.
+    naive = duckdb.connect(str(tmp / "naive.duckdb"))
+    naive.execute(f"CREATE TABLE run_events ({cols})")
+    sample = [tuple(r.values()) for r in ready.slice(0, args.sample).to_pylist()]
+    marks = ", ".join("?" for _ in EVENT_COLUMNS)
+
+    def many() -> None:
+        naive.executemany(f"INSERT INTO run_events VALUES ({marks})", sample)
+        naive.close()
+
+    t_many_sample, _ = timed(many)
+    t_many = t_many_sample / len(sample) * n
+
+    # Serialisation alone, for the breakdown.
+    snaps, recs = zip(*items, strict=True)
+    t_ser, _ = timed(lambda: events_table([s.id for s in snaps], list(recs)))
+    scratch = duckdb.connect()
+    batch = events_table([s.id for s in snaps], list(recs))
+    scratch.register("b", batch)
+    t_typed, _ = timed(lambda: scratch.sql(events_select_sql("b")).to_arrow_table())
+
+    # Reload.
+    t_load, records = timed(lambda: load_records(sink_path))
+    assert sum(len(r.events) for r in records) == n
+    assert isinstance(records[0], RunRecord)
+    c = connect(sink_path)
+    c.close()
+
+    eps = lambda t: n / t  # noqa: E731
+    print()
+    print(f"events: {n:,}  runs: {args.runs:,}  cpus: {os.cpu_count()}")
+    print(f"sink (on_event + force_flush)    {t_sink:8.3f} s  {eps(t_sink):>12,.0f} events/s")
+    print(f"arrow insert of ready rows       {t_limit:8.3f} s  {eps(t_limit):>12,.0f} events/s")
+    print(
+        f"executemany ({len(sample):,} rows, scaled) {t_many:8.1f} s  {eps(t_many):>12,.0f} events/s"
+    )
+    print(f"load_records                     {t_load:8.3f} s  {eps(t_load):>12,.0f} events/s")
+    print(f"  of which: JSON + Arrow batch   {t_ser:8.3f} s; typed columns in DuckDB {t_typed:.3f} s")
+    print()
+    r_limit = t_limit / t_sink
+    r_many = t_many / t_sink
+    print(f"sink / arrow limit   = {r_limit:6.2f}x   (target >= 0.3x)  {'ok' if r_limit >= 0.3 else 'MISSED'}")
+    print(f"sink / executemany   = {r_many:6.0f}x   (target >= 1000x) {'ok' if r_many >= 1000 else 'MISSED'}")
+    print(f"load_records 1M-equivalent = {t_load * 1_000_000 / n:.2f} s (target <= 2 s) "
+          f"{'ok' if t_load * 1_000_000 / n <= 2 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Subprocess helpers for the DuckDB sink's multi-process tests."""

@@ -1,0 +1,77 @@
+"""A recording process for the multi-process tests: ``python -m ... recorder MODE DB [ARGS]``.
+
+Modes:
+- ``batch DB TAG RUNS EVENTS``: record RUNS runs of EVENTS events each, end them, shut down.
+- ``forever DB``: end one run completed and one cancelled, then record events into a third
+  run forever, printing ``flushed N`` after each force_flush, until it is killed.
+- ``trickle DB EVENTS``: record EVENTS events into one run, a few at a time, then end it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from runtrace.sinks.duckdb import DuckDBSink
+from runtrace.store import RunStore
+
+
+def main(argv: list[str]) -> None:
+    mode, db = argv[0], argv[1]
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=0.05)
+
+    def record(run_id: str, event: dict[str, object]) -> None:
+        snap, rec = store.record(run_id, event)
+        sink.on_event(snap, rec)
+
+    def start(session: str, run_id: str | None = None) -> str:
+        snap = store.create_run(session, "prompt", run_id=run_id)
+        sink.on_run(snap)
+        record(snap.id, {"type": "agent_start", "prompt": "prompt"})
+        return snap.id
+
+    if mode == "batch":
+        tag, runs, events = argv[2], int(argv[3]), int(argv[4])
+        ids = [start(tag, f"{tag}-{r}") for r in range(runs)]
+        for i in range(events - 1):
+            for run_id in ids:
+                record(run_id, {"type": "text_delta", "text": f"{tag} {i}"})
+            if i % 50 == 0:
+                time.sleep(0.01)  # let the other process and the flusher interleave
+        for run_id in ids:
+            sink.on_run(store.finish(run_id))
+        sink.shutdown()
+        print("done", flush=True)
+    elif mode == "forever":
+        done = start("s", "completed-run")
+        record(done, {"type": "agent_end", "text": "ok"})
+        sink.on_run(store.finish(done))
+        cancelled = start("s", "cancelled-run")
+        store.mark_cancelled(cancelled)
+        sink.on_run(store.finish(cancelled))
+        live = start("s", "live-run")
+        n = 1
+        while True:
+            for _ in range(100):
+                record(live, {"type": "text_delta", "text": f"chunk {n}"})
+                n += 1
+            sink.force_flush()
+            print(f"flushed {n}", flush=True)
+            time.sleep(0.01)
+    elif mode == "trickle":
+        total = int(argv[2])
+        run_id = start("s", "trickle-run")
+        for i in range(total - 1):
+            record(run_id, {"type": "text_delta", "text": f"t{i}"})
+            if i % 20 == 0:
+                time.sleep(0.01)
+        sink.on_run(store.finish(run_id))
+        sink.shutdown()
+        print("done", flush=True)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
