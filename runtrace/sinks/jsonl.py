@@ -1,0 +1,144 @@
+"""Import of JSON-lines event streams recorded elsewhere, in the reference wire format.
+
+One object a line: ``{"run_id": str, "session_id": str, "timestamp_ms": int, "event": {...}}``.
+A run's events are put in time order (line order breaks ties: streams merged from several
+producers need not be sorted), which gives their ``sequence``; each run's snapshot is rebuilt by
+applying the status rules to its events, as the store would have. The import is all or
+nothing: the whole stream is validated first, and a bad line raises
+:class:`~runtrace.errors.JsonlImportError` naming its line number, with nothing written. Runs
+already in the file are skipped and reported, so importing a file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from .. import runs
+from ..errors import JsonlImportError
+from ..events import parse_event
+from ..runs import RunEventRecord, RunRecord, RunSnapshot
+from .duckdb import connect, write_records
+
+__all__ = ["ImportResult", "import_jsonl", "read_jsonl"]
+
+_FIELDS = {"run_id": str, "session_id": str, "timestamp_ms": int}
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import wrote, and the run ids it skipped as already stored."""
+
+    runs: int
+    events: int
+    skipped: list[str]
+
+
+def _lines(source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[str]) -> Iterable[str]:
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, encoding="utf-8") as fh:
+            yield from fh
+    elif isinstance(source, io.IOBase) and "b" in getattr(source, "mode", "b"):
+        for raw in source:  # type: ignore[union-attr]
+            yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    else:
+        for line in source:  # type: ignore[union-attr]
+            yield line.decode("utf-8") if isinstance(line, bytes) else line
+
+
+def read_jsonl(
+    source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[str],
+) -> tuple[list[RunRecord], dict[str, int]]:
+    """Parse and validate a stream into RunRecords; returns them and each run's first line.
+
+    Blank lines are skipped. Raises :class:`JsonlImportError` on the first bad line.
+    """
+    lines: dict[str, list[tuple[int, int, Any]]] = {}
+    sessions: dict[str, tuple[str, int]] = {}
+    for number, line in enumerate(_lines(source), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj: Any = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise JsonlImportError(f"not valid JSON: {exc}", line=number) from None
+        if not isinstance(obj, dict):
+            raise JsonlImportError("expected a JSON object", line=number)
+        for name, kind in _FIELDS.items():
+            value = obj.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise JsonlImportError(
+                    f"field {name!r} must be a {kind.__name__}, got {value!r:.80}", line=number
+                )
+        if not isinstance(obj.get("event"), dict):
+            raise JsonlImportError("field 'event' must be a JSON object", line=number)
+        try:
+            event = parse_event(obj["event"])
+        except ValidationError as exc:
+            raise JsonlImportError(f"invalid event: {exc}", line=number) from None
+        run_id, session_id = obj["run_id"], obj["session_id"]
+        known = sessions.setdefault(run_id, (session_id, number))
+        if known[0] != session_id:
+            raise JsonlImportError(
+                f"run {run_id!r} has session_id {known[0]!r} on line {known[1]} "
+                f"but {session_id!r} here",
+                line=number,
+            )
+        lines.setdefault(run_id, []).append((obj["timestamp_ms"], number, event))
+    records = []
+    for run_id, entries in lines.items():
+        entries.sort(key=lambda e: (e[0], e[1]))
+        first_at = entries[0][0]
+        snap = RunSnapshot(
+            id=run_id,
+            session_id=sessions[run_id][0],
+            created_at_ms=first_at,
+            updated_at_ms=first_at,
+        )
+        run_events = []
+        for at, _, event in entries:
+            run_events.append(
+                RunEventRecord.model_construct(
+                    sequence=len(run_events), timestamp_ms=at, event=event
+                )
+            )
+            snap = runs.apply_event(snap, event, at_ms=at)
+        if snap.status.is_terminal:  # ended by its last terminal event
+            snap = runs.finish(snap, at_ms=snap.updated_at_ms)
+        records.append(RunRecord(snapshot=snap, events=run_events))
+    return records, {run_id: first for run_id, (_, first) in sessions.items()}
+
+
+def import_jsonl(
+    source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[str],
+    path: str | os.PathLike[str] = "runtrace.duckdb",
+    *,
+    lock_timeout: float = 10.0,
+) -> ImportResult:
+    """Import a JSON-lines event stream into the runtrace file at ``path``, all or nothing.
+
+    ``source`` is a path, an open file or an iterable of lines. Runs already in the file are
+    skipped (listed in the result). Imported runs have no owning process, so
+    :func:`~runtrace.sinks.duckdb.recover_interrupted` leaves the unfinished ones alone.
+    """
+    records, _ = read_jsonl(source)
+    skipped: list[str] = []
+    if os.path.exists(path) and records:
+        con = connect(path, lock_timeout=lock_timeout)
+        try:
+            found = con.sql(
+                "SELECT run_id FROM runs WHERE list_contains(?, run_id)",
+                params=[[r.snapshot.id for r in records]],
+            ).fetchall()
+        finally:
+            con.close()
+        skipped = sorted(run_id for (run_id,) in found)
+        records = [r for r in records if r.snapshot.id not in set(skipped)]
+    written = write_records(path, records, lock_timeout=lock_timeout) if records else 0
+    return ImportResult(runs=len(records), events=written, skipped=skipped)
