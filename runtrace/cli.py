@@ -32,10 +32,8 @@ from .errors import RuntraceError
 
 __all__ = [
     "ForwardResult",
-    "ImportResult",
     "build_parser",
     "forward_runs",
-    "import_jsonl",
     "main",
     "run_spans",
     "write_table",
@@ -438,96 +436,6 @@ def forward_runs(
     return ForwardResult(runs=runs_sent, spans=spans_sent, endpoint=url)
 
 
-# --- import -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    """What :func:`import_jsonl` wrote, and the run ids it skipped as already stored."""
-
-    runs: int
-    events: int
-    skipped: list[str]
-
-
-def _read_jsonl(path: str) -> dict[str, list[tuple[int, int, str, Any]]]:
-    """Lines grouped by run: (timestamp_ms, line number, session_id, event), validated."""
-    from pydantic import ValidationError
-
-    from .events import parse_event
-
-    runs: dict[str, list[tuple[int, int, str, Any]]] = {}
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CommandError(f"{where}: not JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise CommandError(f"{where}: expected an object, got {type(obj).__name__}")
-            missing = [k for k in ("run_id", "session_id", "timestamp_ms", "event") if k not in obj]
-            if missing:
-                raise CommandError(f"{where}: missing {', '.join(missing)}")
-            timestamp = obj["timestamp_ms"]
-            if not isinstance(timestamp, int) or isinstance(timestamp, bool):
-                raise CommandError(f"{where}: timestamp_ms must be an integer (epoch ms)")
-            try:
-                event = parse_event(obj["event"])
-            except (ValidationError, TypeError) as exc:
-                first = str(exc).splitlines()
-                detail = " ".join(first[:3]) if first else type(exc).__name__
-                raise CommandError(f"{where}: invalid event: {detail}") from None
-            run = runs.setdefault(str(obj["run_id"]), [])
-            run.append((timestamp, number, str(obj["session_id"]), event))
-    return runs
-
-
-def import_jsonl(jsonl: str | os.PathLike[str], db: str | os.PathLike[str]) -> ImportResult:
-    """Import a JSON-lines event stream (the reference wire format) into the file at ``db``.
-
-    One ``{"run_id", "session_id", "timestamp_ms", "event"}`` object a line. Each run's events
-    are replayed in time order (line order breaks ties) through a :class:`RunStore`, so the status
-    rules are the ones live recording applies; a run whose events end it (``agent_end``,
-    ``error``) ends at its last event, others stay open as they were. The whole file is validated
-    before anything is written, then written in one transaction; runs already in ``db`` are
-    skipped, so importing a file twice does not duplicate events.
-    """
-    from .sinks.duckdb import connect, write_records
-    from .store import RunStore
-
-    runs = _read_jsonl(os.fspath(jsonl))
-    existing: set[str] = set()
-    if Path(db).exists() and runs:
-        con = connect(os.fspath(db))
-        try:
-            found = con.sql(
-                "SELECT run_id FROM runs WHERE list_contains($ids, run_id)",
-                params={"ids": list(runs)},
-            ).to_arrow_table()
-            existing = set(found["run_id"].to_pylist())
-        finally:
-            con.close()
-    store = RunStore()
-    events = 0
-    for run_id, lines in runs.items():
-        if run_id in existing:
-            continue
-        lines.sort(key=lambda line: (line[0], line[1]))
-        store.create_run(lines[0][2], run_id=run_id, created_at_ms=lines[0][0])
-        for timestamp, _, _, event in lines:
-            snapshot = store.record_event(run_id, event, timestamp_ms=timestamp)
-        events += len(lines)
-        if snapshot.status.is_terminal:
-            store.finish(run_id, at_ms=lines[-1][0])
-    records = store.records()
-    if records:
-        write_records(os.fspath(db), records)
-    return ImportResult(runs=len(records), events=events, skipped=sorted(existing))
-
-
 # --- commands -----------------------------------------------------------------------------------
 
 
@@ -651,9 +559,15 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
+    from .errors import JsonlImportError
+    from .sinks.jsonl import import_jsonl
+
     if not Path(args.file).is_file():
         raise CommandError(f"no such file: {args.file}")
-    result = import_jsonl(args.file, args.db)
+    try:
+        result = import_jsonl(args.file, args.db)
+    except JsonlImportError as exc:
+        raise CommandError(f"{args.file}, {exc}") from exc
     out.write(
         f"Imported {result.runs} runs ({result.events} events) from {args.file} into {args.db}"
     )

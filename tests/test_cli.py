@@ -233,12 +233,12 @@ def test_import_replays_a_jsonl_stream_into_runs(capsys, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("not json", "events.jsonl:2: not JSON"),
-        ("[1, 2]", "events.jsonl:2: expected an object"),
-        ('{"run_id": "r", "event": {"type": "x"}}', "missing session_id, timestamp_ms"),
+        ("not json", "events.jsonl, line 2: not valid JSON"),
+        ("[1, 2]", "events.jsonl, line 2: expected a JSON object"),
+        ('{"run_id": "r", "event": {"type": "x"}}', "line 2: field 'session_id' must be a str"),
         (
             '{"run_id": "r", "session_id": "s", "timestamp_ms": 1, "event": {"type": "tool_end"}}',
-            "events.jsonl:2: invalid event",
+            "events.jsonl, line 2: invalid event",
         ),
     ],
 )
