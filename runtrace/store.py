@@ -25,12 +25,23 @@ class RunStore:
 
     Snapshots are immutable, so the ones handed out can be kept and shared freely; event lists
     are returned as new lists.
+
+    ``max_finished_runs`` bounds memory in long-lived processes: once more runs than that have
+    finished (:meth:`finish`), the oldest finished ones leave the store (a sink such as DuckDB
+    still has them) and are counted in :attr:`evicted_runs`. Open runs are never evicted. The
+    default keeps everything.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_finished_runs: int | None = None) -> None:
+        if max_finished_runs is not None and max_finished_runs < 0:
+            raise ValueError(f"max_finished_runs must be >= 0 or None, not {max_finished_runs}")
         self._lock = threading.Lock()
         self._runs: dict[str, RunSnapshot] = {}
         self._events: dict[str, list[RunEventRecord]] = {}
+        self._max_finished = max_finished_runs
+        self._finished: dict[str, None] = {}  # finished run ids, oldest first
+        self.evicted_runs = 0
+        """How many finished runs left the store because of ``max_finished_runs``."""
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -116,8 +127,22 @@ class RunStore:
     def finish(
         self, run_id: str, *, error: str | None = None, at_ms: int | None = None
     ) -> RunSnapshot:
-        """Stamp the run's end and settle its status (see :func:`runtrace.runs.finish`)."""
-        return self._update(run_id, lambda s: runs.finish(s, error=error, at_ms=at_ms))
+        """Stamp the run's end and settle its status (see :func:`runtrace.runs.finish`).
+
+        With ``max_finished_runs`` set, this is where the oldest finished runs are evicted.
+        """
+        snapshot = self._update(run_id, lambda s: runs.finish(s, error=error, at_ms=at_ms))
+        if self._max_finished is not None:
+            with self._lock:
+                if run_id in self._runs:
+                    self._finished[run_id] = None
+                while len(self._finished) > self._max_finished:
+                    oldest = next(iter(self._finished))
+                    del self._finished[oldest]
+                    del self._runs[oldest]
+                    del self._events[oldest]
+                    self.evicted_runs += 1
+        return snapshot
 
     def snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's current snapshot, or None if the store does not know it."""
@@ -159,6 +184,7 @@ class RunStore:
         with self._lock:
             self._runs = new_runs
             self._events = new_events
+            self._finished = {}
 
     def _update(self, run_id: str, change: Any) -> RunSnapshot:
         with self._lock:

@@ -205,3 +205,30 @@ def test_concurrent_threads_keep_every_runs_sequence_gapless() -> None:
         records = store.events(run_id)
         assert [r.sequence for r in records] == list(range(events_per_run))
         assert store.snapshot(run_id).event_count == events_per_run  # type: ignore[union-attr]
+
+
+def test_max_finished_runs_evicts_the_oldest_finished_runs_and_counts_them() -> None:
+    store = RunStore(max_finished_runs=2)
+    open_run = store.create_run("s", created_at_ms=0)
+    finished = [store.create_run("s", created_at_ms=t).id for t in (1, 2, 3)]
+    for run_id in finished:
+        store.record_event(run_id, {"type": "agent_end", "text": "ok"})
+        final = store.finish(run_id)
+        assert final.status is RunStatus.COMPLETED  # the caller still gets the final snapshot
+    assert store.evicted_runs == 1
+    assert store.snapshot(finished[0]) is None and store.events(finished[0]) == []
+    assert [s.id for s in store.list()] == [open_run.id, *finished[1:]]
+    store.finish(finished[2])  # finishing again does not evict twice
+    assert store.evicted_runs == 1
+
+
+def test_store_keeps_every_finished_run_by_default() -> None:
+    store = RunStore()
+    for _ in range(50):
+        store.finish(store.create_run("s").id)
+    assert len(store) == 50 and store.evicted_runs == 0
+
+
+def test_negative_max_finished_runs_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_finished_runs"):
+        RunStore(max_finished_runs=-1)
