@@ -12,8 +12,10 @@ is validated rather than built wrong. Tests compare both paths for every event t
 from __future__ import annotations
 
 import gc
+import operator
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import repeat
 from typing import Any
 
@@ -26,7 +28,7 @@ from ..events import _CLASS_BY_TYPE as _CLASSES  # the same mapping parse_event 
 from ..events import BaseEvent, GenericEvent, core_event_types, parse_event
 from ..runs import RunEventRecord
 
-__all__ = ["build_event_records", "build_events"]
+__all__ = ["build_event_records", "build_events", "build_events_by_type", "gc_paused"]
 
 _new = object.__new__
 _set = object.__setattr__
@@ -88,17 +90,119 @@ _GENERIC = _builder(GenericEvent)
 assert set(_BUILDERS) == core_event_types()
 
 
+def _group_builder(cls: type[BaseModel]) -> Callable[[list[Any]], list[Any] | None]:
+    """A bulk builder: a whole group of documents of one class at once.
+
+    Objects are made with C-level ``map`` calls (no Python frame per event). Nested models
+    are built first, as their own group. Returns None when a document does not have exactly
+    the declared fields; the caller then falls back to the per-document path (which parses
+    the texts again, so the partly converted documents here do not matter).
+    """
+    fields = cls.model_fields
+    names = frozenset(fields)
+    # Every document has exactly the declared fields, so all objects share one fields set:
+    # one GC-tracked object less per event. Safe because models are frozen and pydantic
+    # copies the set before changing it (model_copy).
+    shared_fields_set = set(names)
+    nested: dict[str, Callable[[list[Any]], list[Any] | None]] = {}
+    floats: list[str] = []
+    for name, info in fields.items():
+        models = _model_classes(info.annotation)
+        if len(models) == 1:
+            nested[name] = _group_builder(models[0])
+        elif models:
+            raise TypeError(f"{cls.__name__}.{name}: unions of models are not supported")
+        if info.annotation is float:
+            floats.append(name)
+
+    def build(docs: list[Any]) -> list[Any] | None:
+        if not all(map(isinstance, docs, repeat(dict))):
+            return None
+        if not all(map(operator.eq, map(dict.keys, docs), repeat(names))):
+            return None
+        for name, sub in nested.items():
+            holders = [d for d in docs if d[name] is not None]
+            if holders:
+                built = sub([d[name] for d in holders])
+                if built is None:
+                    return None
+                for _ in map(operator.setitem, holders, repeat(name), built):
+                    pass
+        for name in floats:
+            for d in docs:
+                if type(d[name]) is int:
+                    d[name] = float(d[name])
+        n = len(docs)
+        objs = list(map(_new, repeat(cls, n)))
+        for attr, values in (
+            ("__dict__", docs),
+            ("__pydantic_fields_set__", repeat(shared_fields_set, n)),
+            ("__pydantic_extra__", [{} for _ in range(n)]),
+            ("__pydantic_private__", repeat(None, n)),
+        ):
+            for _ in map(_set, objs, repeat(attr), values):
+                pass
+        return objs
+
+    return build
+
+
+_GROUP_BUILDERS = {t: _group_builder(cls) for t, cls in _CLASSES.items()}
+
+
+def _build_generic(docs: list[Any]) -> list[Any] | None:
+    """Unknown types: ``type`` is the only field, everything else is kept as extras."""
+    if not all(isinstance(d, dict) and type(d.get("type")) is str for d in docs):
+        return None
+    n = len(docs)
+    objs = list(map(_new, repeat(GenericEvent, n)))
+    dicts = [{"type": d.pop("type")} for d in docs]
+    for attr, values in (
+        ("__dict__", dicts),
+        ("__pydantic_fields_set__", [set(d) | {"type"} for d in docs]),
+        ("__pydantic_extra__", docs),
+        ("__pydantic_private__", repeat(None, n)),
+    ):
+        for _ in map(_set, objs, repeat(attr), values):
+            pass
+    return objs
+
+
+def _parse(texts: list[str]) -> list[Any]:
+    docs: list[Any] = []
+    for start in range(0, len(texts), _CHUNK):
+        docs.extend(pydantic_core.from_json("[" + ",".join(texts[start : start + _CHUNK]) + "]"))
+    return docs
+
+
 def build_events(texts: list[str]) -> list[BaseEvent]:
-    """Event models from their wire JSON texts, in order."""
+    """Event models from their wire JSON texts, in order, one document at a time."""
     out: list[BaseEvent] = []
     builders = _BUILDERS
     generic = _GENERIC
-    for start in range(0, len(texts), _CHUNK):
-        chunk = texts[start : start + _CHUNK]
-        docs = pydantic_core.from_json("[" + ",".join(chunk) + "]")
-        for text, doc in zip(chunk, docs, strict=False):
-            event = builders.get(doc.get("type"), generic)(doc) if isinstance(doc, dict) else None
-            out.append(event if event is not None else parse_event(text))
+    for text, doc in zip(texts, _parse(texts), strict=True):
+        event = builders.get(doc.get("type"), generic)(doc) if isinstance(doc, dict) else None
+        out.append(event if event is not None else parse_event(text))
+    return out
+
+
+def build_events_by_type(types: pa.ChunkedArray, texts: pa.ChunkedArray) -> list[BaseEvent]:
+    """Event models for the rows of ``texts``, in order, building each type as one group."""
+    out: list[Any] = [None] * len(texts)
+    order = pc.sort_indices(types)
+    groups = pc.run_end_encode(types.take(order).combine_chunks())
+    sorted_texts = texts.take(order)
+    positions = order.to_pylist()
+    core = _GROUP_BUILDERS
+    start = 0
+    for event_type, end in zip(groups.values.to_pylist(), groups.run_ends.to_pylist(), strict=True):
+        group_texts = sorted_texts.slice(start, end - start).to_pylist()
+        objs = core.get(event_type, _build_generic)(_parse(group_texts))
+        if objs is None:  # odd documents: one at a time, validated where needed
+            objs = build_events(group_texts)
+        for _ in map(out.__setitem__, positions[start:end], objs):
+            pass
+        start = end
     return out
 
 
@@ -108,10 +212,10 @@ def _records(sequences: list[int], stamps: list[int], events: list[BaseEvent]) -
         {"sequence": s, "timestamp_ms": t, "event": e}
         for s, t, e in zip(sequences, stamps, events, strict=False)
     ]
-    fields_set = frozenset(("sequence", "timestamp_ms", "event"))
+    shared_fields_set = {"sequence", "timestamp_ms", "event"}  # see _group_builder
     for attr, values in (
         ("__dict__", dicts),
-        ("__pydantic_fields_set__", map(set, repeat(fields_set, len(objs)))),
+        ("__pydantic_fields_set__", repeat(shared_fields_set, len(objs))),
         ("__pydantic_extra__", repeat(None, len(objs))),
         ("__pydantic_private__", repeat(None, len(objs))),
     ):
@@ -120,32 +224,41 @@ def _records(sequences: list[int], stamps: list[int], events: list[BaseEvent]) -
     return objs
 
 
-def build_event_records(events: pa.Table) -> dict[str, list[RunEventRecord]]:
-    """Group rows (run_id, sequence, timestamp_ms, type, event) sorted by run into records.
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while millions of acyclic objects are made.
 
-    The cyclic garbage collector is paused while the objects are made: they hold no cycles,
-    and its passes over millions of new objects would otherwise dominate the time.
+    Otherwise its passes over the growing heap dominate the time. The first pass after it
+    is enabled again still visits the new objects once.
     """
-    if events.num_rows == 0:
-        return {}
     enabled = gc.isenabled()
     gc.disable()
     try:
-        models = build_events(events.column("event").to_pylist())
-        records = _records(
-            events.column("sequence").to_pylist(),
-            events.column("timestamp_ms").to_pylist(),
-            models,
-        )
-        runs = pc.run_end_encode(events.column("run_id").combine_chunks())
-        ends = runs.run_ends.to_pylist()
-        ids = runs.values.to_pylist()
-        grouped: dict[str, list[RunEventRecord]] = {}
-        start = 0
-        for run_id, end in zip(ids, ends, strict=False):
-            grouped[run_id] = records[start:end]
-            start = end
-        return grouped
+        yield
     finally:
         if enabled:
             gc.enable()
+
+
+def build_event_records(events: pa.Table) -> dict[str, list[RunEventRecord]]:
+    """Group rows (run_id, sequence, timestamp_ms, type, event) sorted by run into records.
+
+    Call it with the GC paused (:func:`gc_paused`).
+    """
+    if events.num_rows == 0:
+        return {}
+    models = build_events_by_type(events.column("type"), events.column("event"))
+    records = _records(
+        events.column("sequence").to_pylist(),
+        events.column("timestamp_ms").to_pylist(),
+        models,
+    )
+    runs = pc.run_end_encode(events.column("run_id").combine_chunks())
+    ends = runs.run_ends.to_pylist()
+    ids = runs.values.to_pylist()
+    grouped: dict[str, list[RunEventRecord]] = {}
+    start = 0
+    for run_id, end in zip(ids, ends, strict=False):
+        grouped[run_id] = records[start:end]
+        start = end
+    return grouped

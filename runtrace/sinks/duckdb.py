@@ -30,7 +30,7 @@ import pydantic_core
 
 from ..errors import StoreFileError, StoreNotFound
 from ..runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus
-from ._fastload import build_event_records
+from ._fastload import build_event_records, gc_paused
 from .schema import (
     EVENT_BATCH_SCHEMA,
     EVENT_COLUMNS,
@@ -990,14 +990,15 @@ def load_records(
             "FROM run_events e SEMI JOIN _rt_sel s ON e.run_id = s.run_id "
             "ORDER BY e.run_id, e.sequence"
         ).to_arrow_table()
-    snapshots = [_snapshot_from_row(r) for r in run_rows.to_pylist()]
-    by_run = build_event_records(events)
-    out: list[RunRecord] = []
-    for snap in snapshots:
-        evs = by_run.get(snap.id, [])
-        if snap.event_count != len(evs):
-            snap = snap.model_copy(update={"event_count": len(evs)})
-        out.append(RunRecord.model_construct(snapshot=snap, events=evs))
+        snapshots = [_snapshot_from_row(r) for r in run_rows.to_pylist()]
+        with gc_paused():
+            by_run = build_event_records(events)
+            out: list[RunRecord] = []
+            for snap in snapshots:
+                evs = by_run.get(snap.id, [])
+                if snap.event_count != len(evs):
+                    snap = snap.model_copy(update={"event_count": len(evs)})
+                out.append(RunRecord.model_construct(snapshot=snap, events=evs))
     return out
 
 
