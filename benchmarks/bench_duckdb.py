@@ -7,7 +7,9 @@ One run, N events (default 1,000,000) over 1,000 runs of a realistic mix:
 - arrow limit: ``INSERT INTO run_events SELECT * FROM <ready Arrow table>`` of the same rows,
   typed columns and JSON already computed: what DuckDB alone needs.
 - executemany: row-by-row parameterised inserts of a sample, extrapolated to N.
-- load_records: reading all N events back into RunRecords.
+- load_records: reading all N events back into RunRecords, in a fresh process (a process
+  rebuilding its store at start-up; the target) and in this one, whose heap already holds
+  the N records it built.
 
 Run: ``python benchmarks/bench_duckdb.py [--events N] [--sample M]``.
 Targets: sink >= 0.3x the Arrow limit, >= 1000x executemany; reload <= 2 s for 1M events.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +32,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtrace.runs import RunEventRecord, RunRecord, RunSnapshot
-from runtrace.sinks.duckdb import DuckDBSink, connect, events_table, load_records
+from runtrace.sinks.duckdb import DuckDBSink, events_table, load_records
 from runtrace.sinks.schema import EVENT_COLUMNS, events_select_sql
 from runtrace.store import RunStore
 
@@ -83,7 +86,18 @@ def timed(fn: Any, *, collect: bool = True) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
+def load_only(path: str) -> None:
+    """Time load_records in this (fresh) process; print it and the GC pass that follows."""
+    t_load, records = timed(lambda: load_records(path))
+    t_gc, _ = timed(lambda: [[] for _ in range(10_000)], collect=False)  # the deferred pass
+    assert records
+    print(t_load, t_gc)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--load-only":
+        load_only(sys.argv[2])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=1_000)
@@ -144,29 +158,34 @@ def main() -> None:
     scratch.register("b", batch)
     t_typed, _ = timed(lambda: scratch.sql(events_select_sql("b")).to_arrow_table())
 
-    # Reload.
+    # Reload, in this process (a heap of ~1M live records already) and in a fresh one (a
+    # process rebuilding its store at start-up).
     t_load, records = timed(lambda: load_records(sink_path))
-    t_gc, _ = timed(
-        lambda: [[] for _ in range(10_000)], collect=False
-    )  # triggers the deferred GC pass
     assert sum(len(r.events) for r in records) == n
     assert isinstance(records[0], RunRecord)
-    c = connect(sink_path)
-    c.close()
+    del records
+    fresh = subprocess.run(
+        [sys.executable, __file__, "--load-only", str(sink_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    t_load_fresh, t_gc = (float(x) for x in fresh.stdout.split())
 
     def rate(t: float) -> str:
         return f"{t:8.3f} s  {n / t:>12,.0f} events/s"
 
     r_limit = t_limit / t_sink
     r_many = t_many / t_sink
-    load_1m = t_load * 1_000_000 / n
+    load_1m = t_load_fresh * 1_000_000 / n
     print()
     print(f"events: {n:,}  runs: {args.runs:,}  cpus: {os.cpu_count()}")
     print(f"sink: on_event + force_flush     {rate(t_sink)}")
     print(f"limit: INSERT of a ready Arrow   {rate(t_limit)}")
     print(f"naive: executemany, {len(sample):,} rows   {rate(t_many)}  (scaled to {n:,})")
-    print(f"load_records                     {rate(t_load)}")
+    print(f"load_records, fresh process      {rate(t_load_fresh)}")
     print(f"  then the first GC pass over the loaded objects: {t_gc:.3f} s")
+    print(f"load_records, in this process    {rate(t_load)}  ({n:,} records already live)")
     print(
         f"  sink parts: JSON + Arrow batch {t_ser:.3f} s; typed columns in DuckDB {t_typed:.3f} s"
     )

@@ -153,12 +153,13 @@ def events_table(run_ids: Sequence[str], records: Sequence[RunEventRecord]) -> p
     types: list[str] = []
     texts: list[bytes] = []
     add_seq, add_stamp, add_type, add_text = seqs.append, stamps.append, types.append, texts.append
-    for rec in records:
-        event = rec.event
-        add_seq(rec.sequence)
-        add_stamp(rec.timestamp_ms)
-        add_type(event.type)
-        add_text(event.__pydantic_serializer__.to_json(event))
+    with gc_paused():
+        for rec in records:
+            event = rec.event
+            add_seq(rec.sequence)
+            add_stamp(rec.timestamp_ms)
+            add_type(event.type)
+            add_text(event.__pydantic_serializer__.to_json(event))
     return _events_arrow(run_ids, seqs, stamps, types, texts)
 
 
@@ -590,9 +591,25 @@ class DuckDBSink:
         texts: list[bytes] = []
         latest: dict[str, RunSnapshot] = {}
         run_only: list[RunSnapshot] = []
+        items = [popleft() for _ in range(n)]
+        with gc_paused():  # its passes over a big heap would cost more than this loop
+            self._collect(items, latest, run_only, (ids, seqs, stamps, types, texts))
+        self._counters.events_received += len(ids)
+        self._counters.runs_received += len(run_only)
+        events = _events_arrow(ids, seqs, stamps, types, texts) if ids else None
+        runs = self._latest_snapshots(latest, run_only, events, items)
+        return _Batch(events, runs_table(runs, owner=self._owner) if runs else None)
+
+    @staticmethod
+    def _collect(
+        items: list[tuple[RunSnapshot, RunEventRecord | None]],
+        latest: dict[str, RunSnapshot],
+        run_only: list[RunSnapshot],
+        columns: tuple[list[str], list[int], list[int], list[str], list[bytes]],
+    ) -> None:
+        ids, seqs, stamps, types, texts = columns
         add_id, add_seq, add_stamp = ids.append, seqs.append, stamps.append
         add_type, add_text = types.append, texts.append
-        items = [popleft() for _ in range(n)]
         for snap, rec in items:
             run_id = snap.id
             latest[run_id] = snap
@@ -605,11 +622,6 @@ class DuckDBSink:
             add_stamp(rec.timestamp_ms)
             add_type(event.type)
             add_text(event.__pydantic_serializer__.to_json(event))
-        self._counters.events_received += len(ids)
-        self._counters.runs_received += len(run_only)
-        events = _events_arrow(ids, seqs, stamps, types, texts) if ids else None
-        runs = self._latest_snapshots(latest, run_only, events, items)
-        return _Batch(events, runs_table(runs, owner=self._owner) if runs else None)
 
     def _latest_snapshots(
         self,
