@@ -174,6 +174,9 @@ def compact_segments(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str
     if not files:
         return []
     names = [f.name for f in files]
+    # Names are only needed while their file exists (a crash between commit and delete);
+    # forget the rest, so the table does not grow with every flush ever compacted.
+    con.execute(f"DELETE FROM {SEGMENTS_TABLE} WHERE NOT list_contains(?, name)", [names])
     done = {
         name
         for (name,) in con.execute(
