@@ -7,6 +7,7 @@ from .errors import (
     NoActiveRun,
     NotADuckDBFile,
     QueryError,
+    RunCancelled,
     RunNotFound,
     RuntraceError,
     SchemaVersionError,
@@ -16,7 +17,6 @@ from .errors import (
 from .events import BaseEvent, GenericEvent, parse_event
 from .otel import (
     CancellationToken,
-    RunCancelled,
     RunHandle,
     RunHooks,
     RunSpanProcessor,

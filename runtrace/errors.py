@@ -25,6 +25,18 @@ class NoActiveRun(RuntraceError):
     """An operation needs a current run, and none is active in this context."""
 
 
+class RunCancelled(RuntraceError):
+    """Raised by :meth:`CancellationToken.raise_if_cancelled` once the run was cancelled.
+
+    Leaving ``start_run`` with it ends the run as cancelled, never failed.
+    """
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(f"run {run_id} was cancelled: {reason}")
+        self.run_id = run_id
+        self.reason = reason
+
+
 class StoreFileError(RuntraceError):
     """A runtrace DuckDB file cannot be used: not a DuckDB file, too new, or locked."""
 

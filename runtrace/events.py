@@ -48,6 +48,7 @@ __all__ = [
     "VerificationStart",
     "VerificationSummary",
     "core_event_types",
+    "event_class",
     "parse_event",
 ]
 
@@ -341,6 +342,11 @@ _CLASS_BY_TYPE: dict[str, type[BaseEvent]] = {
     cls.model_fields["type"].default: cls for cls in _CORE_CLASSES
 }
 _GENERIC_TAG = "__generic__"
+
+
+def event_class(event_type: str) -> type[BaseEvent] | None:
+    """The typed class of a core event type, or None for a type kept as a GenericEvent."""
+    return _CLASS_BY_TYPE.get(event_type)
 
 
 def core_event_types() -> frozenset[str]:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from ..errors import RunCancelled
 from .api import RunHandle, RunScope, Runtrace, current_run, record_event
 from .attributes import (
     SpanSettings,
@@ -15,7 +16,7 @@ from .attributes import (
     event_from_attributes,
     run_status,
 )
-from .hooks import CancellationToken, CancelSpanHook, RunCancelled, RunHooks
+from .hooks import CancellationToken, CancelSpanHook, RunHooks
 from .processor import RunSpanProcessor
 
 __all__ = [

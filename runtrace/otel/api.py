@@ -20,13 +20,13 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from ..errors import NoActiveRun, RuntraceError
+from ..errors import NoActiveRun, RunCancelled, RuntraceError
 from ..events import BaseEvent
 from ..runs import RunEventRecord, RunSnapshot, RunStatus
 from ..sinks.base import RunSink
 from ..store import RunStore
 from .attributes import SpanSettings, run_span_name, run_start_attributes
-from .hooks import CancellationToken, RunCancelled
+from .hooks import CancellationToken
 from .processor import RunSpanProcessor, _LiveRun, find_live_run
 
 __all__ = ["RunHandle", "RunScope", "Runtrace", "current_run", "record_event"]
@@ -116,7 +116,7 @@ class RunHandle:
         return self._live.token.cancelled
 
     def raise_if_cancelled(self) -> None:
-        """Raise :class:`~runtrace.otel.hooks.RunCancelled` if the run was cancelled."""
+        """Raise :class:`~runtrace.errors.RunCancelled` if the run was cancelled."""
         self._live.token.raise_if_cancelled()
 
     @property

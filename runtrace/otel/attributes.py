@@ -28,7 +28,7 @@ from typing import Any, Literal
 from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel
 
-from ..events import BaseEvent, parse_event
+from ..events import BaseEvent, event_class, parse_event
 from ..runs import RunEventRecord, RunSnapshot, RunStatus
 
 __all__ = [
@@ -400,9 +400,7 @@ def _path_for(event_type: str, key: str) -> tuple[str, ...]:
 
 
 def _required_str_fields(event_type: str) -> frozenset[str]:
-    from ..events import _CLASS_BY_TYPE  # the registry of core classes
-
-    cls = _CLASS_BY_TYPE.get(event_type)
+    cls = event_class(event_type)
     if cls is None:
         return frozenset()
     return frozenset(

@@ -10,14 +10,14 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..errors import RuntraceError
+from ..errors import RunCancelled
 from ..events import BaseEvent
 from ..runs import RunSnapshot
 
 if TYPE_CHECKING:
     from .processor import RunSpanProcessor
 
-__all__ = ["CancelSpanHook", "CancellationToken", "RunCancelled", "RunHooks"]
+__all__ = ["CancelSpanHook", "CancellationToken", "RunHooks"]
 
 HOOK_METHODS = ("on_run_start", "on_event", "on_run_cancelled", "on_run_end")
 
@@ -40,18 +40,6 @@ class RunHooks(Protocol):
 
     def on_run_end(self, snapshot: RunSnapshot) -> None:
         """The run's span ended; ``snapshot`` is final (``ended_at_ms`` set)."""
-
-
-class RunCancelled(RuntraceError):
-    """Raised by :meth:`CancellationToken.raise_if_cancelled` once the run was cancelled.
-
-    Leaving ``start_run`` with it ends the run as cancelled, never failed.
-    """
-
-    def __init__(self, run_id: str, reason: str) -> None:
-        super().__init__(f"run {run_id} was cancelled: {reason}")
-        self.run_id = run_id
-        self.reason = reason
 
 
 class CancellationToken:

@@ -25,9 +25,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
-from .. import runs
 from ..events import BaseEvent, GenericEvent
-from ..runs import RunEventRecord, RunSnapshot
+from ..runs import RunEventRecord, RunSnapshot, finish
 from ..sinks.base import RunSink
 from ..store import RunStore
 from .attributes import (
@@ -346,7 +345,7 @@ class RunSpanProcessor(SpanProcessor):
             if snapshot is not None:
                 self._pickup(live, span.events)  # type: ignore[attr-defined]
                 snapshot = self.store.snapshot(run_id) or snapshot
-                final = runs.finish(snapshot)  # what on_end will store, to put on the span now
+                final = finish(snapshot)  # what on_end will store, to put on the span now
                 status, attributes = run_status(final, self.settings, error_type=live.error_type)
                 attributes.update(
                     run_end_attributes(
