@@ -24,8 +24,7 @@ import pyarrow.compute as pc
 import pydantic_core
 from pydantic import BaseModel
 
-from ..events import _CLASS_BY_TYPE as _CLASSES  # the same mapping parse_event dispatches on
-from ..events import BaseEvent, GenericEvent, core_event_types, parse_event
+from ..events import BaseEvent, GenericEvent, core_event_types, event_class, parse_event
 from ..runs import RunEventRecord
 
 __all__ = ["build_event_records", "build_events", "build_events_by_type", "gc_paused"]
@@ -85,6 +84,10 @@ def _builder(cls: type[BaseModel]) -> Builder:
     return build
 
 
+# The same classes parse_event dispatches on.
+_CLASSES: dict[str, type[BaseEvent]] = {
+    t: cls for t in core_event_types() if (cls := event_class(t)) is not None
+}
 _BUILDERS: dict[str, Builder] = {t: _builder(cls) for t, cls in _CLASSES.items()}
 _GENERIC = _builder(GenericEvent)
 assert set(_BUILDERS) == core_event_types()
