@@ -194,16 +194,17 @@ def build_events_by_type(types: pa.ChunkedArray, texts: pa.ChunkedArray) -> list
     out: list[Any] = [None] * len(texts)
     order = pc.sort_indices(types)
     groups = pc.run_end_encode(types.take(order).combine_chunks())
-    sorted_texts = texts.take(order)
+    all_texts = texts.to_pylist()
     positions = order.to_pylist()
     core = _GROUP_BUILDERS
     start = 0
     for event_type, end in zip(groups.values.to_pylist(), groups.run_ends.to_pylist(), strict=True):
-        group_texts = sorted_texts.slice(start, end - start).to_pylist()
+        where = positions[start:end]
+        group_texts = list(map(all_texts.__getitem__, where))
         objs = core.get(event_type, _build_generic)(_parse(group_texts))
         if objs is None:  # odd documents: one at a time, validated where needed
             objs = build_events(group_texts)
-        for _ in map(out.__setitem__, positions[start:end], objs):
+        for _ in map(out.__setitem__, where, objs):
             pass
         start = end
     return out
