@@ -581,3 +581,28 @@ def test_run_whose_span_the_sampler_drops_is_still_kept() -> None:
     ]
     assert rt.current_run("s") is None
     assert exporter.get_finished_spans() == ()
+
+
+def test_explicit_times_replay_a_run_at_its_original_times(env: Setup) -> None:
+    t0 = 1_700_000_000_000_000_000  # epoch ns
+    second = 1_000_000_000
+    run = env.rt.begin_run("s1", "p", "coder", start_time_ns=t0)
+    run.record({"type": "agent_start", "prompt": "p"}, timestamp_ns=t0 + second)
+    run.record({"type": "tool_start", "id": "c1", "name": "bash"}, timestamp_ns=t0 + 2 * second)
+    run.record(
+        {"type": "tool_end", "id": "c1", "name": "bash", "output": "", "exit_code": 0},
+        timestamp_ns=t0 + 5 * second,
+    )
+    final = run.end(end_time_ns=t0 + 9 * second)
+    t0_ms = t0 // 1_000_000
+    assert (final.created_at_ms, final.ended_at_ms, final.duration_ms) == (
+        t0_ms,
+        t0_ms + 9000,
+        9000,
+    )
+    assert [r.timestamp_ms - t0_ms for r in run.events()] == [1000, 2000, 5000]
+    span = env.run_span(run.id)
+    assert (span.start_time, span.end_time) == (t0, t0 + 9 * second)
+    assert [e.timestamp - t0 for e in span.events] == [second, 2 * second, 5 * second]
+    (tool,) = env.spans("execute_tool bash")
+    assert (tool.start_time, tool.end_time) == (t0 + 2 * second, t0 + 5 * second)

@@ -78,11 +78,17 @@ class RunHandle:
     def __repr__(self) -> str:
         return f"RunHandle(id={self.id!r}, session_id={self.session_id!r})"
 
-    def record(self, event: BaseEvent | dict[str, Any] | str | bytes) -> RunSnapshot:
+    def record(
+        self,
+        event: BaseEvent | dict[str, Any] | str | bytes,
+        *,
+        timestamp_ns: int | None = None,
+    ) -> RunSnapshot:
         """Validate ``event`` (a dict, JSON text or event model), add it to the run, return the
         snapshot right after it. Raises ``pydantic.ValidationError`` for a malformed core event,
-        leaving the run untouched."""
-        return self._processor.record_live(self._live, event)
+        leaving the run untouched. ``timestamp_ns`` (epoch nanoseconds, now by default) is for
+        events replayed from an agent's own log."""
+        return self._processor.record_live(self._live, event, timestamp_ns=timestamp_ns)
 
     def snapshot(self) -> RunSnapshot:
         """The run's current snapshot."""
@@ -124,12 +130,15 @@ class RunHandle:
         """The run's OpenTelemetry span."""
         return self._live.span
 
-    def end(self, error: BaseException | None = None) -> RunSnapshot:
+    def end(
+        self, error: BaseException | None = None, *, end_time_ns: int | None = None
+    ) -> RunSnapshot:
         """End the run (what leaving ``start_run`` does): ``error`` is what escaped, if anything.
 
         A cancellation, or any error once the token was set, ends it cancelled; another error
         ends it failed (recorded on the span); otherwise its events decide, completed by default.
-        Ending twice does nothing more.
+        The span ends at ``end_time_ns`` (epoch nanoseconds), now by default. Ending twice does
+        nothing more.
         """
         live = self._live
         processor = self._processor
@@ -141,7 +150,7 @@ class RunHandle:
                 if span.is_recording():
                     span.record_exception(error, escaped=True)
                 processor.mark_failed(live, f"{type(error).__name__}: {error}", _type_name(error))
-        processor.end_run(self.id)
+        processor.end_run(self.id, end_time_ns)
         return self.snapshot()
 
 
@@ -277,11 +286,14 @@ class Runtrace:
         prompt: str = "",
         agent_name: str | None = None,
         attributes: dict[str, Any] | None = None,
+        *,
+        start_time_ns: int | None = None,
     ) -> RunHandle:
         """Start a run without making its span current; end it with :meth:`RunHandle.end`.
 
-        For agents whose run does not fit one ``with`` block (callbacks, generators). The span's
-        parent is the current span, if any.
+        For agents whose run does not fit one ``with`` block (callbacks, generators), and for
+        runs replayed from an agent's log (``start_time_ns``: epoch nanoseconds, now by
+        default). The span's parent is the current span, if any.
         """
         run_id = f"run-{uuid.uuid4()}"
         span_attributes = run_start_attributes(
@@ -297,6 +309,7 @@ class Runtrace:
             run_span_name(agent_name),
             kind=trace.SpanKind.INTERNAL,
             attributes=span_attributes,
+            start_time=start_time_ns,
         )
         live = self.processor.live_run(run_id)
         if live is None:

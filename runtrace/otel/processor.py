@@ -330,10 +330,11 @@ class RunSpanProcessor(SpanProcessor):
         self._notify_run(snapshot)
         return snapshot
 
-    def end_run(self, run_id: str) -> None:
+    def end_run(self, run_id: str, end_ns: int | None = None) -> None:
         """Settle the run's span: pick up plain span events, close child spans, set the final
         status and attributes (true event count, span drops, token totals), and end the span if
-        runtrace started it. Idempotent; the store's snapshot is finalised in ``on_end``."""
+        runtrace started it, at ``end_ns`` (now by default). Idempotent; the store's snapshot
+        is finalised in ``on_end``."""
         with self._lock:
             live = self._live.get(run_id)
             if live is None or live.settled:
@@ -354,7 +355,7 @@ class RunSpanProcessor(SpanProcessor):
                         span_dropped_events=span.dropped_events,  # type: ignore[attr-defined]
                     )
                 )
-                self._close_children(live, time.time_ns())
+                self._close_children(live, _time_ns() if end_ns is None else end_ns)
                 span.set_attributes(attributes)
                 if status.status_code is not StatusCode.UNSET:
                     span.set_status(status)
@@ -362,9 +363,9 @@ class RunSpanProcessor(SpanProcessor):
             self._fault("settling a run span")
         finally:
             if not live.recorded:
-                self._finalise_unrecorded(live)
+                self._finalise_unrecorded(live, end_ns)
             elif live.owned:
-                span.end()
+                span.end(end_time=end_ns)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -419,14 +420,14 @@ class RunSpanProcessor(SpanProcessor):
             except Exception:
                 self._fault("a hook's on_run_end")
 
-    def _finalise_unrecorded(self, live: _LiveRun) -> None:
+    def _finalise_unrecorded(self, live: _LiveRun, end_ns: int | None = None) -> None:
         """A run whose span the sampler dropped gets no ``on_end``: finish it here."""
         with self._lock:
             self._by_span.pop(live.span.get_span_context().span_id, None)
             self._live.pop(live.run_id, None)
             if self._current.get(live.session_id) == live.run_id:
                 del self._current[live.session_id]
-        self._finalise(live, _time_ns(), None)
+        self._finalise(live, _time_ns() if end_ns is None else end_ns, None)
 
     def _pickup(self, live: _LiveRun, events: Sequence[Any]) -> None:
         """Record span events added with the plain OpenTelemetry API (no sequence attribute).
