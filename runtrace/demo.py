@@ -9,14 +9,13 @@ then drives :class:`runtrace.otel.Runtrace` with it, exactly as an agent would, 
 what the recording path really produces. :class:`Expected` holds the counts that follow from the
 plan, so tests can check every query against the workload instead of against magic numbers.
 
-Nothing sleeps. The plan's times (``PlannedRun.start_ms`` and each event's offset) are simulated;
-the recording API stamps events with the wall clock and takes no explicit times, so the stored
-durations and tool latencies are the real, short, recording times.
+Nothing sleeps. The plan's times (``PlannedRun.start_ms`` and each event's offset) are simulated,
+and recorded through the API's explicit times (``start_time_ns``, ``timestamp_ns``, ``at_ns``,
+``end_time_ns``), so durations and tool latencies in the file are the plan's, spread over a day.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
@@ -602,44 +601,34 @@ def record_workload(
 ) -> list[str]:
     """Record every planned run through ``rt`` (a :class:`runtrace.otel.Runtrace`); returns ids.
 
-    Each run is started with ``rt.start_run`` and its events recorded with ``run.record``, then
-    ended as planned: normally, by an ``error`` event, by an exception leaving the block, or by
-    ``run.cancel(reason)``. An interrupted run is started with ``rt.begin_run`` and never ended,
-    as if its process had been killed mid-run. Events get the recording API's wall-clock times:
-    it takes no explicit timestamps, so the plan's simulated times are not what is stored.
+    Each run is started with ``rt.begin_run`` at its planned time, its events recorded with
+    ``run.record`` at theirs, then ended as planned: normally, by an ``error`` event, by an
+    exception handed to ``run.end`` (what leaving ``start_run`` does), or by
+    ``run.cancel(reason)``. An interrupted run is never ended, as if its process had been killed
+    mid-run.
     """
+    ms = 1_000_000
     run_ids: list[str] = []
     total = len(workload.runs)
     for done, planned in enumerate(workload.runs, start=1):
         attributes = {"runtrace.demo.index": planned.index, "runtrace.demo.seed": workload.seed}
-        if planned.outcome == "interrupted":
-            handle = rt.begin_run(
-                planned.session_id,
-                prompt=planned.prompt,
-                agent_name=planned.agent_name,
-                attributes=attributes,
-            )
-            run_ids.append(handle.id)
-            for _offset, event in planned.events:
-                handle.record(event)
-        else:
-            # A crash fails the run (the exception leaves start_run); the demo goes on.
-            with (
-                contextlib.suppress(DemoAgentError),
-                rt.start_run(
-                    planned.session_id,
-                    prompt=planned.prompt,
-                    agent_name=planned.agent_name,
-                    **attributes,
-                ) as run,
-            ):
-                run_ids.append(run.id)
-                for _offset, event in planned.events:
-                    run.record(event)
-                if planned.outcome == "cancelled":
-                    run.cancel(planned.cancel_reason)
-                elif planned.outcome == "crashed":
-                    raise DemoAgentError(planned.error)
+        handle = rt.begin_run(
+            planned.session_id,
+            prompt=planned.prompt,
+            agent_name=planned.agent_name,
+            attributes=attributes,
+            start_time_ns=planned.start_ms * ms,
+        )
+        run_ids.append(handle.id)
+        for offset, event in planned.events:
+            handle.record(event, timestamp_ns=(planned.start_ms + offset) * ms)
+        end_ns = (planned.start_ms + planned.end_offset_ms) * ms
+        if planned.outcome == "cancelled":
+            handle.cancel(planned.cancel_reason, at_ns=end_ns)
+        elif planned.outcome == "crashed":
+            handle.end(DemoAgentError(planned.error), end_time_ns=end_ns)
+        elif planned.outcome != "interrupted":
+            handle.end(end_time_ns=end_ns)
         if progress is not None:
             progress(done, total)
     return run_ids

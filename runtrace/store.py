@@ -115,14 +115,16 @@ class RunStore:
             snapshot = self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
         return snapshot, record
 
-    def mark_failed(self, run_id: str, error: str) -> RunSnapshot:
+    def mark_failed(self, run_id: str, error: str, *, at_ms: int | None = None) -> RunSnapshot:
         """Mark the run failed with ``error``, unless it was cancelled."""
-        return self._update(run_id, lambda s: runs.mark_failed(s, error))
+        return self._update(run_id, lambda s: runs.mark_failed(s, error, at_ms=at_ms))
 
-    def mark_cancelled(self, run_id: str, *, reason: str | None = None) -> RunSnapshot:
+    def mark_cancelled(
+        self, run_id: str, *, reason: str | None = None, at_ms: int | None = None
+    ) -> RunSnapshot:
         """Mark the run cancelled, unless it already completed or failed; a ``reason`` is kept
         in ``error`` (see :func:`runtrace.runs.mark_cancelled`)."""
-        return self._update(run_id, lambda s: runs.mark_cancelled(s, reason=reason))
+        return self._update(run_id, lambda s: runs.mark_cancelled(s, reason=reason, at_ms=at_ms))
 
     def finish(
         self, run_id: str, *, error: str | None = None, at_ms: int | None = None

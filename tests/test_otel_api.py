@@ -606,3 +606,14 @@ def test_explicit_times_replay_a_run_at_its_original_times(env: Setup) -> None:
     assert [e.timestamp - t0 for e in span.events] == [second, 2 * second, 5 * second]
     (tool,) = env.spans("execute_tool bash")
     assert (tool.start_time, tool.end_time) == (t0 + 2 * second, t0 + 5 * second)
+
+
+def test_a_cancel_at_an_explicit_time_ends_the_run_then(env: Setup) -> None:
+    t0 = 1_700_000_000_000_000_000
+    run = env.rt.begin_run("s1", "p", start_time_ns=t0)
+    run.record({"type": "agent_start", "prompt": "p"}, timestamp_ns=t0 + 1_000_000)
+    assert run.cancel("user pressed stop", at_ns=t0 + 4_000_000)
+    final = run.end(end_time_ns=t0 + 9_000_000)  # already ended by the cancel: no change
+    assert final.status is RunStatus.CANCELLED
+    assert (final.ended_at_ms - t0 // 1_000_000, final.duration_ms) == (4, 4)  # type: ignore[operator]
+    assert env.run_span(run.id).end_time == t0 + 4_000_000

@@ -104,13 +104,14 @@ class RunHandle:
         """Every event recorded on the run, in order (the span may hold fewer)."""
         return self._processor.store.events(self.id)
 
-    def cancel(self, reason: str = "cancelled by host") -> bool:
+    def cancel(self, reason: str = "cancelled by host", *, at_ns: int | None = None) -> bool:
         """Cancel the run if it is its session's current, unfinished run; False otherwise.
 
         The token is set, the run marked cancelled, hooks told, and the span ended with the
-        cancelled status. The agent sees it through ``cancelled`` / ``raise_if_cancelled()``.
+        cancelled status, at ``at_ns`` (epoch nanoseconds, now by default). The agent sees it
+        through ``cancelled`` / ``raise_if_cancelled()``.
         """
-        return self._processor.cancel(self.id, reason)
+        return self._processor.cancel(self.id, reason, at_ns)
 
     @property
     def token(self) -> CancellationToken:
@@ -144,12 +145,16 @@ class RunHandle:
         processor = self._processor
         if error is not None and not live.settled:
             if isinstance(error, (*_CANCELLATIONS, RunCancelled)) or live.token.cancelled:
-                processor.cancel_on_exit(live, live.token.reason or _exit_reason(error))
+                processor.cancel_on_exit(
+                    live, live.token.reason or _exit_reason(error), end_time_ns
+                )
             else:
                 span = live.span
                 if span.is_recording():
                     span.record_exception(error, escaped=True)
-                processor.mark_failed(live, f"{type(error).__name__}: {error}", _type_name(error))
+                processor.mark_failed(
+                    live, f"{type(error).__name__}: {error}", _type_name(error), end_time_ns
+                )
         processor.end_run(self.id, end_time_ns)
         return self.snapshot()
 

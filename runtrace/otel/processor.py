@@ -69,6 +69,7 @@ class _LiveRun:
     """What the processor knows about a run whose span has not ended yet."""
 
     __slots__ = (
+        "cancel_ns",
         "children",
         "error_type",
         "lock",
@@ -94,6 +95,7 @@ class _LiveRun:
         self.children: dict[tuple[str, str], Span] = {}
         self.picked: set[object] = set()  # plain span events already recorded (by identity)
         self.lock = threading.Lock()
+        self.cancel_ns: int | None = None  # an explicit cancel time: the span ends then
 
 
 def _auto_raise() -> bool:
@@ -286,7 +288,9 @@ class RunSpanProcessor(SpanProcessor):
                 except Exception:
                     self._fault("a hook's on_event")
 
-    def cancel(self, run_id: str, reason: str = "cancelled by host") -> bool:
+    def cancel(
+        self, run_id: str, reason: str = "cancelled by host", at_ns: int | None = None
+    ) -> bool:
         """Cancel the run, as the reference's ``RunHandle::cancel``.
 
         Only the session's current, unfinished run can be cancelled; otherwise False. Sets the
@@ -302,20 +306,23 @@ class RunSpanProcessor(SpanProcessor):
                 return False
             if not live.token.cancel(reason):
                 return False
+            live.cancel_ns = at_ns
         self._mark_cancelled(live, reason)
         return True
 
-    def cancel_on_exit(self, live: _LiveRun, reason: str) -> None:
+    def cancel_on_exit(self, live: _LiveRun, reason: str, at_ns: int | None = None) -> None:
         """The run's code left with a cancellation (``CancelledError``, ``KeyboardInterrupt``,
         ``GeneratorExit``, or any error after the token was set): the run ends cancelled,
         whether or not it is the session's current run. Hooks are still called only once."""
         first = live.token.cancel(reason)
         snapshot = self.store.snapshot(live.run_id)
         if first and snapshot is not None and not snapshot.status.is_terminal:
+            live.cancel_ns = at_ns
             self._mark_cancelled(live, reason)
 
     def _mark_cancelled(self, live: _LiveRun, reason: str) -> None:
-        snapshot = self.store.mark_cancelled(live.run_id, reason=reason)
+        at_ms = None if live.cancel_ns is None else live.cancel_ns // 1_000_000
+        snapshot = self.store.mark_cancelled(live.run_id, reason=reason, at_ms=at_ms)
         self._notify_run(snapshot)
         for hook in self._hook_calls["on_run_cancelled"]:
             try:
@@ -323,10 +330,13 @@ class RunSpanProcessor(SpanProcessor):
             except Exception:
                 self._fault("a hook's on_run_cancelled")
 
-    def mark_failed(self, live: _LiveRun, error: str, error_type: str) -> RunSnapshot:
+    def mark_failed(
+        self, live: _LiveRun, error: str, error_type: str, at_ns: int | None = None
+    ) -> RunSnapshot:
         """The run's code raised: failed with ``error`` (never over a cancellation)."""
         live.error_type = error_type
-        snapshot = self.store.mark_failed(live.run_id, error)
+        at_ms = None if at_ns is None else at_ns // 1_000_000
+        snapshot = self.store.mark_failed(live.run_id, error, at_ms=at_ms)
         self._notify_run(snapshot)
         return snapshot
 
@@ -340,6 +350,8 @@ class RunSpanProcessor(SpanProcessor):
             if live is None or live.settled:
                 return
             live.settled = True
+            if end_ns is None:
+                end_ns = live.cancel_ns
         span = live.span
         try:
             snapshot = self.store.snapshot(run_id) if live.recorded else None
