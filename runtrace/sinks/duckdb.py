@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -393,7 +393,6 @@ class _Counters:
     events_lost: int = 0
     received_after_shutdown: int = 0
     last_error: str | None = None
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class DuckDBSink:
@@ -479,7 +478,7 @@ class DuckDBSink:
             return False
         try:
             while True:
-                self._flush_locked(retry_failures=True)
+                self._flush_locked()
                 if not self._queue or time.monotonic() >= deadline:
                     break
         finally:
@@ -498,11 +497,11 @@ class DuckDBSink:
         self._wake.set()
         self._thread.join()
         with self._write_lock:
-            self._flush_locked(retry_failures=True)
+            self._flush_locked()
             deadline = time.monotonic() + self.lock_timeout
             while self._retry and time.monotonic() < deadline:
                 time.sleep(0.05)
-                self._flush_locked(retry_failures=True)
+                self._flush_locked()
             self._rescue(self._retry)
             self._retry = []
             if self._pool is not None:
@@ -511,7 +510,7 @@ class DuckDBSink:
                 self._scratch.close()
         try:
             compact(self.path, lock_timeout=min(self.lock_timeout, 2.0))
-        except StoreFileError as exc:
+        except Exception as exc:  # shutdown never raises; the next writer compacts
             _log.info("segments of %s left for the next writer: %s", self.path, exc)
 
     # -- Bulk ------------------------------------------------------------------------------
@@ -523,7 +522,7 @@ class DuckDBSink:
         """
         batch = _records_batch(records, owner=self._owner)
         with self._write_lock:
-            self._flush_locked(retry_failures=True)  # keep earlier snapshots earlier
+            self._flush_locked()  # keep earlier snapshots earlier
             tx = _Transaction(self.path, self._scratch_connection)
             try:
                 tx.insert(batch)
@@ -571,7 +570,7 @@ class DuckDBSink:
                 break
             with self._write_lock:
                 try:
-                    self._flush_locked(retry_failures=True)
+                    self._flush_locked()
                 except Exception:  # never let the thread die; the batch is kept for retry
                     _log.exception("runtrace DuckDB flush failed")
 
@@ -667,7 +666,7 @@ class DuckDBSink:
                 written.pop(run_id, None)
         return fresh
 
-    def _flush_locked(self, *, retry_failures: bool = True) -> None:
+    def _flush_locked(self) -> None:
         """Write what is queued now (and earlier failures) in one transaction.
 
         The caller holds ``_write_lock``. Batches of ``max_batch_size`` are built in this
