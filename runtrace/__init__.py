@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from . import events
 from .errors import (
+    JsonlImportError,
     NoActiveRun,
     NotADuckDBFile,
     QueryError,
@@ -13,6 +17,7 @@ from .errors import (
     SchemaVersionError,
     StoreFileError,
     StoreLocked,
+    StoreNotFound,
 )
 from .events import BaseEvent, GenericEvent, parse_event
 from .otel import (
@@ -29,12 +34,60 @@ from .runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus, apply_event
 from .sinks import RunSink
 from .store import RunStore
 
+# The DuckDB side (duckdb, pyarrow) loads on first use, so agent code that only traces does not
+# pay for importing it.
+_LAZY = {
+    **dict.fromkeys(("NamedQuery", "get_query", "list_queries", "run_query"), "queries"),
+    **dict.fromkeys(
+        (
+            "DuckDBSink",
+            "SinkStats",
+            "compact",
+            "connect",
+            "export_parquet",
+            "load_records",
+            "recover_interrupted",
+            "write_records",
+        ),
+        "sinks.duckdb",
+    ),
+    **dict.fromkeys(("ImportResult", "import_jsonl"), "sinks.jsonl"),
+}
+
+if TYPE_CHECKING:
+    from .queries import NamedQuery, get_query, list_queries, run_query
+    from .sinks.duckdb import (
+        DuckDBSink,
+        SinkStats,
+        compact,
+        connect,
+        export_parquet,
+        load_records,
+        recover_interrupted,
+        write_records,
+    )
+    from .sinks.jsonl import ImportResult, import_jsonl
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runtrace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
 __version__ = "0.1.0"
 
 __all__ = [
     "BaseEvent",
     "CancellationToken",
+    "DuckDBSink",
     "GenericEvent",
+    "ImportResult",
+    "JsonlImportError",
+    "NamedQuery",
     "NoActiveRun",
     "NotADuckDBFile",
     "QueryError",
@@ -52,13 +105,25 @@ __all__ = [
     "Runtrace",
     "RuntraceError",
     "SchemaVersionError",
+    "SinkStats",
     "SpanSettings",
     "StoreFileError",
     "StoreLocked",
+    "StoreNotFound",
     "__version__",
     "apply_event",
+    "compact",
+    "connect",
     "current_run",
     "events",
+    "export_parquet",
+    "get_query",
+    "import_jsonl",
+    "list_queries",
+    "load_records",
     "parse_event",
     "record_event",
+    "recover_interrupted",
+    "run_query",
+    "write_records",
 ]
