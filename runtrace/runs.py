@@ -164,6 +164,15 @@ class RunRecord(BaseModel):
 _STARTS_WORK = (StepStart, ToolStart, TurnStart)
 
 
+def updated_at(snapshot: RunSnapshot, at_ms: int | None) -> int:
+    """The ``updated_at_ms`` of the snapshot's next version: ``at_ms`` (now by default), but
+    never before the current one. Sinks order a run's versions by (event_count, updated_at_ms),
+    so a change stamped with an earlier explicit time (a replayed log, a clock step back) must
+    still count as the newer version."""
+    at = now_ms() if at_ms is None else at_ms
+    return at if at > snapshot.updated_at_ms else snapshot.updated_at_ms
+
+
 def _evolve(snapshot: RunSnapshot, changes: dict[str, Any]) -> RunSnapshot:
     """``snapshot.model_copy(update=changes)`` at less than half the cost: the hot path's copy.
 
@@ -231,11 +240,14 @@ def apply_event(
 ) -> RunSnapshot:
     """Return the snapshot after ``event``: the reference's status rules, plus runtrace's.
 
-    Every event counts (``event_count`` + 1, ``updated_at_ms`` = ``at_ms`` or now). A cancelled
+    Every event counts (``event_count`` + 1, ``updated_at_ms`` = ``at_ms`` or now, never moving
+    backwards: see :func:`updated_at`). A cancelled
     run stays cancelled whatever arrives later; its events are still counted.
     """
-    at = now_ms() if at_ms is None else at_ms
-    changes: dict[str, Any] = {"event_count": snapshot.event_count + 1, "updated_at_ms": at}
+    changes: dict[str, Any] = {
+        "event_count": snapshot.event_count + 1,
+        "updated_at_ms": updated_at(snapshot, at_ms),
+    }
     status = snapshot.status
     rule = _rule(type(event))
     if rule is None:
@@ -278,7 +290,7 @@ def mark_failed(snapshot: RunSnapshot, error: str, *, at_ms: int | None = None) 
         update={
             "status": RunStatus.FAILED,
             "error": error,
-            "updated_at_ms": now_ms() if at_ms is None else at_ms,
+            "updated_at_ms": updated_at(snapshot, at_ms),
         }
     )
 
@@ -295,7 +307,7 @@ def mark_cancelled(
         return snapshot
     changes: dict[str, Any] = {
         "status": RunStatus.CANCELLED,
-        "updated_at_ms": now_ms() if at_ms is None else at_ms,
+        "updated_at_ms": updated_at(snapshot, at_ms),
     }
     if reason is not None:
         changes["error"] = reason
@@ -312,7 +324,7 @@ def finish(
     the first end time.
     """
     at = now_ms() if at_ms is None else at_ms
-    changes: dict[str, Any] = {"updated_at_ms": at}
+    changes: dict[str, Any] = {"updated_at_ms": max(at, snapshot.updated_at_ms)}
     if snapshot.ended_at_ms is None:
         changes["ended_at_ms"] = at
     if not snapshot.status.is_terminal:

@@ -220,3 +220,12 @@ def test_fast_built_records_and_snapshots_equal_validated_ones() -> None:
     rebuilt = RunSnapshot.model_validate(after.model_dump())
     assert after == rebuilt
     assert after.model_fields_set >= {"status", "event_count"}
+
+
+def test_updated_at_never_moves_backwards_even_with_earlier_explicit_times() -> None:
+    late = snapshot(RunStatus.EXECUTING).model_copy(update={"updated_at_ms": 9_000})
+    assert apply_event(late, parse_event(STEP), at_ms=5_000).updated_at_ms == 9_000
+    assert mark_failed(late, "x", at_ms=5_000).updated_at_ms == 9_000
+    assert mark_cancelled(late, at_ms=5_000).updated_at_ms == 9_000
+    ended = finish(late, at_ms=5_000)
+    assert (ended.ended_at_ms, ended.updated_at_ms) == (5_000, 9_000)
