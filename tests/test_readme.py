@@ -26,7 +26,7 @@ def test_readme_starts_with_the_install_and_test_commands() -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    zip(QUICK_STARTS, ["completed", "completed 4"], strict=True),
+    list(zip(QUICK_STARTS, ["completed", "completed 4"], strict=True)),
     ids=["plain-opentelemetry", "runtrace-with-duckdb"],
 )
 def test_quick_start_runs_and_prints_what_it_says(code: str, expected: str, tmp_path) -> None:
