@@ -12,17 +12,15 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 import duckdb
@@ -30,12 +28,15 @@ import pyarrow as pa
 
 from .errors import RuntraceError
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from .otel.replay import ForwardResult
+
 __all__ = [
-    "ForwardResult",
     "build_parser",
     "forward_runs",
     "main",
-    "run_spans",
     "write_table",
 ]
 
@@ -188,20 +189,8 @@ def _parse_since(text: str) -> int:
 
 # --- forward ------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class ForwardResult:
-    """What :func:`forward_runs` sent, and where."""
-
-    runs: int
-    spans: int
-    endpoint: str
-
-
-_FORWARD_BATCH_RUNS = 100
-_FORWARD_BATCH_EVENTS = 20_000
-"""Span events per export request at most (unless one run has more): OTLP receivers cap request
-sizes at a few MB, and a long run's events are most of a request."""
+_FORWARD_LOAD_RUNS = 500
+"""Runs read from the file at a time: bounds memory on a big file; each read scans the events."""
 
 
 def _traces_url(endpoint: str) -> str:
@@ -213,131 +202,6 @@ def _traces_url(endpoint: str) -> str:
     return endpoint
 
 
-def _id_from(text: str | None, bits: int, salt: str) -> int:
-    """The stored hex id, or a stable one derived from ``salt`` (runs imported without ids)."""
-    if text:
-        try:
-            value = int(text, 16)
-        except ValueError:
-            value = 0
-        if 0 < value < (1 << bits):
-            return value
-    digest = hashlib.blake2b(salt.encode(), digest_size=bits // 8).digest()
-    return int.from_bytes(digest, "big") or 1
-
-
-def _snapshot_from_row(row: dict[str, Any]) -> Any:
-    from .runs import RunSnapshot
-
-    attributes = row.get("attributes")
-    if isinstance(attributes, str):
-        attributes = json.loads(attributes) if attributes else {}
-    return RunSnapshot(
-        id=row["run_id"],
-        session_id=row["session_id"],
-        status=row["status"],
-        prompt=row.get("prompt") or "",
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-        result_text=row.get("result_text"),
-        error=row.get("error"),
-        event_count=row.get("event_count") or 0,
-        agent_name=row.get("agent_name"),
-        trace_id=row.get("trace_id"),
-        span_id=row.get("span_id"),
-        ended_at_ms=row.get("ended_at_ms"),
-        input_tokens=row.get("input_tokens") or 0,
-        output_tokens=row.get("output_tokens") or 0,
-        attributes=attributes or {},
-    )
-
-
-def run_spans(snapshot: Any, records: Sequence[Any], settings: Any = None) -> list[Any]:
-    """A stored run as OpenTelemetry ``ReadableSpan``s: the run span first, then its children.
-
-    The run span keeps the run's trace and span ids and its times; every stored event becomes a
-    span event at its own time (all of them: no 128-event limit applies to a replayed span); tool
-    calls and subagents become child spans. Attributes, status (cancelled included) and child
-    pairing come from :mod:`runtrace.otel.attributes`, the same rules the live processor uses.
-    Child span ids are derived from the run id, so forwarding twice sends the same spans.
-    """
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import Event, ReadableSpan
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
-
-    from . import __version__
-    from .otel import attributes as otel_attrs
-
-    ms = 1_000_000
-    run_id = snapshot.id
-    trace_id = _id_from(snapshot.trace_id, 128, f"trace/{run_id}")
-    span_id = _id_from(snapshot.span_id, 64, f"span/{run_id}")
-    flags = TraceFlags(TraceFlags.SAMPLED)
-    context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags)
-    resource = Resource.create({"service.name": "runtrace"})
-    scope = InstrumentationScope("runtrace.forward", __version__)
-    end_ms = snapshot.ended_at_ms or snapshot.updated_at_ms
-    status, status_attrs = otel_attrs.run_status(snapshot, settings)
-    attrs: dict[str, Any] = otel_attrs.run_start_attributes(
-        run_id=run_id,
-        session_id=snapshot.session_id,
-        agent_name=snapshot.agent_name,
-        prompt=snapshot.prompt,
-        settings=settings,
-        extra={k: v for k, v in snapshot.attributes.items() if _is_attribute_value(v)},
-    )
-    attrs.update(otel_attrs.run_end_attributes(snapshot, settings))
-    attrs.update(status_attrs)
-    events = [
-        Event(
-            record.event.type,
-            otel_attrs.event_attributes(record.event, settings, sequence=record.sequence),
-            timestamp=record.timestamp_ms * ms,
-        )
-        for record in records
-    ]
-    spans = [
-        ReadableSpan(
-            name=otel_attrs.run_span_name(snapshot.agent_name),
-            context=context,
-            parent=None,
-            resource=resource,
-            attributes=attrs,
-            events=events,
-            kind=SpanKind.INTERNAL,
-            status=status,
-            start_time=snapshot.created_at_ms * ms,
-            end_time=end_ms * ms,
-            instrumentation_scope=scope,
-        )
-    ]
-    children = otel_attrs.plan_child_spans(records, run_id, run_end_ms=end_ms, settings=settings)
-    for index, child in enumerate(children):
-        child_id = _id_from(None, 64, f"child/{run_id}/{index}")
-        spans.append(
-            ReadableSpan(
-                name=child.name,
-                context=SpanContext(trace_id, child_id, is_remote=False, trace_flags=flags),
-                parent=context,
-                resource=resource,
-                attributes=child.attributes,
-                kind=SpanKind.INTERNAL,
-                status=child.status,
-                start_time=child.start_ms * ms,
-                end_time=child.end_ms * ms,
-                instrumentation_scope=scope,
-            )
-        )
-    return spans
-
-
-def _is_attribute_value(value: Any) -> bool:
-    if isinstance(value, (str, bool, int, float)):
-        return True
-    return isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value)
-
-
 def forward_runs(
     db: str | os.PathLike[str],
     endpoint: str,
@@ -346,94 +210,21 @@ def forward_runs(
     run_id: str | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
-    exporter: Any = None,
+    exporter: SpanExporter | None = None,
 ) -> ForwardResult:
-    """Replay the stored runs of ``db`` to an OTLP/HTTP endpoint, oldest first, in batches.
+    """Replay the runs of ``db`` (created since ``since_ms``; only ``run_id``) to ``endpoint``.
 
-    ``since_ms`` keeps runs created at or after it; ``run_id`` keeps one run. ``exporter``
-    replaces the ``OTLPSpanExporter`` (tests). Raises :class:`CommandError` if the backend
-    refuses a batch or cannot be reached.
+    Reads the file a slice of runs at a time and streams them to
+    :func:`runtrace.otel.forward_records`, so a big file is never in memory at once.
     """
-    from .events import parse_event
-    from .runs import RunEventRecord
+    from .otel.replay import forward_records
+    from .sinks.duckdb import list_run_ids, load_records
 
     url = _traces_url(endpoint)
-    if exporter is None:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        except ImportError:
-            raise CommandError(
-                "forward needs the OTLP exporter: pip install 'runtrace[otlp]'"
-            ) from None
-        exporter = OTLPSpanExporter(endpoint=url, headers=headers, timeout=timeout)
-    from opentelemetry.sdk.trace.export import SpanExportResult
-
-    con = _connect(os.fspath(db))
-    where = (
-        "($since_ms IS NULL OR created_at_ms >= $since_ms)"
-        " AND ($run_id IS NULL OR run_id = $run_id)"
-    )
-    params = {"since_ms": since_ms, "run_id": run_id}
-    runs_sent = spans_sent = 0
-    pending: list[Any] = []
-    pending_runs = pending_events = 0
-    rows: list[dict[str, Any]] = []
-
-    def send() -> None:
-        """Export the pending spans as one request; a refusal stops the replay."""
-        nonlocal runs_sent, spans_sent, pending_runs, pending_events
-        if exporter.export(pending) is not SpanExportResult.SUCCESS:
-            raise CommandError(
-                f"the OTLP backend at {url} did not accept the spans or could not be reached "
-                f"({runs_sent} of {len(rows)} runs sent before it failed)"
-            )
-        runs_sent += pending_runs
-        spans_sent += len(pending)
-        pending.clear()
-        pending_runs = pending_events = 0
-
-    try:
-        rows = (
-            con.sql(
-                f"SELECT * FROM runs WHERE {where} ORDER BY created_at_ms, run_id", params=params
-            )
-            .to_arrow_table()
-            .to_pylist()
-        )
-        for start in range(0, len(rows), _FORWARD_BATCH_RUNS):
-            batch = rows[start : start + _FORWARD_BATCH_RUNS]
-            ids = [row["run_id"] for row in batch]
-            events = (
-                con.sql(
-                    "SELECT run_id, sequence, timestamp_ms, CAST(event AS VARCHAR) AS event "
-                    "FROM run_events WHERE list_contains($ids, run_id) ORDER BY run_id, sequence",
-                    params={"ids": ids},
-                )
-                .to_arrow_table()
-                .to_pylist()
-            )
-            by_run: dict[str, list[Any]] = {}
-            for event in events:
-                by_run.setdefault(event["run_id"], []).append(
-                    RunEventRecord(
-                        sequence=event["sequence"],
-                        timestamp_ms=event["timestamp_ms"],
-                        event=parse_event(event["event"]),
-                    )
-                )
-            for row in batch:
-                records = by_run.get(row["run_id"], [])
-                if pending_runs and pending_events + len(records) > _FORWARD_BATCH_EVENTS:
-                    send()
-                pending.extend(run_spans(_snapshot_from_row(row), records))
-                pending_runs += 1
-                pending_events += len(records)
-        if pending_runs:
-            send()
-    finally:
-        con.close()
-        exporter.shutdown()
-    return ForwardResult(runs=runs_sent, spans=spans_sent, endpoint=url)
+    ids = [run_id] if run_id is not None else list_run_ids(db, since_ms=since_ms)
+    slices = (ids[i : i + _FORWARD_LOAD_RUNS] for i in range(0, len(ids), _FORWARD_LOAD_RUNS))
+    records = (r for chunk in slices for r in load_records(db, run_ids=chunk, since_ms=since_ms))
+    return forward_records(records, url, headers=headers, timeout=timeout, exporter=exporter)
 
 
 # --- commands -----------------------------------------------------------------------------------

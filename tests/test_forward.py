@@ -1,10 +1,11 @@
-"""`runtrace forward`: stored runs replayed to a loopback OTLP/HTTP receiver, decoded with
-opentelemetry-proto, arrive with their original ids, times, events, status and child spans."""
+"""Replaying stored runs (`runtrace.otel.replay`, `runtrace forward`): runs sent to a loopback
+OTLP/HTTP receiver, decoded with opentelemetry-proto, arrive with their original ids, times,
+events, status and child spans."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,6 +19,10 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from runtrace.cli import forward_runs, main
 from runtrace.demo import DemoResult, PlannedRun
+from runtrace.errors import RuntraceError
+from runtrace.otel import ForwardError, forward_records, run_spans
+from runtrace.runs import RunRecord
+from runtrace.sinks.duckdb import load_records
 
 
 class Receiver:
@@ -49,6 +54,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.traces_url = f"{self.url}/v1/traces"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
@@ -92,7 +98,7 @@ def test_a_cancelled_run_arrives_with_its_ids_times_events_and_status(
 ) -> None:
     run_id, planned = _find(demo, "cancelled", need_children=True)
     stored = _stored(demo_con, run_id)
-    result = forward_runs(demo.path, receiver.url, run_id=run_id)
+    result = forward_records(load_records(demo.path, run_ids=[run_id]), receiver.traces_url)
     assert result.runs == 1
     roots = [s for s in receiver.spans if not s.parent_span_id]
     assert len(roots) == 1
@@ -121,7 +127,7 @@ def test_tool_calls_become_child_spans_with_their_outcome(
     receiver: Receiver, demo: DemoResult
 ) -> None:
     run_id, planned = _find(demo, "completed", need_children=True)
-    forward_runs(demo.path, receiver.url, run_id=run_id)
+    forward_records(load_records(demo.path, run_ids=[run_id]), receiver.traces_url)
     tools = [e for _, e in planned.events if e["type"] == "tool_end"]
     subagents = [e for _, e in planned.events if e["type"] == "subagent_end"]
     children = [s for s in receiver.spans if s.parent_span_id]
@@ -165,6 +171,19 @@ def test_forwarding_twice_sends_the_same_span_ids(receiver: Receiver, demo: Demo
     assert sorted(s.span_id for s in receiver.spans) == first
 
 
+def test_a_run_stored_without_ids_gets_stable_derived_ones(demo: DemoResult) -> None:
+    run_id, _ = _find(demo, "completed", need_children=True)
+    (stored,) = load_records(demo.path, run_ids=[run_id])
+    bare = stored.model_copy(
+        update={"snapshot": stored.snapshot.model_copy(update={"trace_id": None, "span_id": None})}
+    )
+    first, again = run_spans(bare), run_spans(bare)
+    assert [s.context.span_id for s in first] == [s.context.span_id for s in again]
+    assert first[0].parent is None and first[0].context.trace_id != 0
+    assert {s.context.trace_id for s in first} == {first[0].context.trace_id}
+    assert [s.parent for s in first[1:]] == [first[0].context] * (len(first) - 1)
+
+
 def test_an_unknown_run_and_a_dead_backend_fail_with_one_line(
     capsys: pytest.CaptureFixture[str], demo: DemoResult
 ) -> None:
@@ -182,26 +201,66 @@ def test_an_unknown_run_and_a_dead_backend_fail_with_one_line(
 
 
 class _Recorder:
-    """An exporter that keeps each export call's spans."""
+    """An exporter that keeps each export call's spans and accepts the first ``accept`` calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, accept: int | None = None) -> None:
         self.batches: list[list[Any]] = []
+        self.accept = accept
+        self.shut_down = False
 
-    def export(self, spans: Any) -> SpanExportResult:
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        if self.accept is not None and len(self.batches) >= self.accept:
+            return SpanExportResult.FAILURE
         self.batches.append(list(spans))
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        pass
+        self.shut_down = True
 
 
 def test_requests_are_split_to_bound_their_size(demo: DemoResult) -> None:
     recorder = _Recorder()
-    result = forward_runs(demo.path, "http://127.0.0.1:9", exporter=recorder)
+    result = forward_records(
+        load_records(demo.path), "http://127.0.0.1:9/v1/traces", exporter=recorder
+    )
     assert len(recorder.batches) >= demo.workload.expected.events // 20_000
+    assert len(recorder.batches) >= demo.workload.expected.runs // 100
     roots = [s for batch in recorder.batches for s in batch if s.parent is None]
     assert len(roots) == result.runs == demo.workload.expected.runs
+    assert result.spans == sum(len(batch) for batch in recorder.batches)
     for batch in recorder.batches:
         batch_roots = [s for s in batch if s.parent is None]
         events = sum(len(s.events) for s in batch_roots)
+        assert len(batch_roots) <= 100
         assert events <= 20_000 or len(batch_roots) == 1
+    assert not recorder.shut_down  # an exporter passed in stays the caller's
+
+
+def test_a_refused_request_says_how_many_runs_were_sent(demo: DemoResult) -> None:
+    records = load_records(demo.path)
+    recorder = _Recorder(accept=1)
+    with pytest.raises(ForwardError) as info:
+        forward_records(records, "http://127.0.0.1:9/v1/traces", exporter=recorder)
+    sent = sum(1 for s in recorder.batches[0] if s.parent is None)
+    assert isinstance(info.value, RuntraceError)
+    assert info.value.runs_sent == sent > 0
+    message = str(info.value)
+    assert (
+        "did not accept the spans" in message and f"({sent} runs sent before it failed)" in message
+    )
+    assert len(message.splitlines()) == 1
+
+
+def test_records_are_consumed_one_request_at_a_time(demo: DemoResult) -> None:
+    """A generator is read lazily: requests go out before it is exhausted (a big file streams)."""
+    records = load_records(demo.path)
+    recorder = _Recorder()
+
+    def stream() -> Iterator[RunRecord]:
+        for i, record in enumerate(records):
+            if i == 150:
+                assert len(recorder.batches) == 1
+            yield record
+
+    result = forward_records(stream(), "http://127.0.0.1:9/v1/traces", exporter=recorder)
+    assert result.runs == len(records)

@@ -4,6 +4,8 @@
 - :class:`RunSpanProcessor`: the SDK span processor that keeps run spans as live runs.
 - :mod:`runtrace.otel.attributes`: events and runs <-> span attributes, reusable for replay.
 - :class:`RunHooks`: observe runs; :class:`RunCancelled` is what a cancelled run raises.
+- :func:`run_spans` / :func:`forward_records` (:mod:`runtrace.otel.replay`): stored runs as spans,
+  replayed to an OTLP/HTTP backend.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from .attributes import (
 )
 from .hooks import CancellationToken, CancelSpanHook, RunHooks
 from .processor import RunSpanProcessor
+from .replay import ForwardError, ForwardResult, forward_records, run_spans
 
 __all__ = [
     "CancelSpanHook",
     "CancellationToken",
+    "ForwardError",
+    "ForwardResult",
     "RunCancelled",
     "RunHandle",
     "RunHooks",
@@ -32,6 +37,8 @@ __all__ = [
     "current_run",
     "event_attributes",
     "event_from_attributes",
+    "forward_records",
     "record_event",
+    "run_spans",
     "run_status",
 ]

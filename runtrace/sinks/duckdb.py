@@ -71,6 +71,7 @@ __all__ = [
     "compact",
     "connect",
     "export_parquet",
+    "list_run_ids",
     "load_records",
     "recover_interrupted",
     "write_records",
@@ -971,15 +972,21 @@ def load_records(
     status: RunStatus | str | None = None,
     since_ms: int | None = None,
     until_ms: int | None = None,
+    run_ids: Sequence[str] | None = None,
     lock_timeout: float = 10.0,
 ) -> list[RunRecord]:
     """Runs with all their events, ready for :meth:`RunStore.replace_records`, oldest first.
 
     Filters: ``session_id``; ``status``; runs created at or after ``since_ms`` and before
-    ``until_ms``. Reads through :func:`connect`, so live writers' segments are included.
+    ``until_ms``; ``run_ids`` (ids not stored are skipped; the order stays oldest first). With
+    :func:`list_run_ids`, ``run_ids`` reads a big file a batch of runs at a time. Reads through
+    :func:`connect`, so live writers' segments are included.
     """
     where = ["1 = 1"]
     params: list[Any] = []
+    if run_ids is not None:
+        where.append("list_contains(?::VARCHAR[], run_id)")
+        params.append(list(run_ids))
     if session_id is not None:
         where.append("session_id = ?")
         params.append(session_id)
@@ -1011,6 +1018,26 @@ def load_records(
                     snap = snap.model_copy(update={"event_count": len(evs)})
                 out.append(RunRecord.model_construct(snapshot=snap, events=evs))
     return out
+
+
+def list_run_ids(
+    path: str | os.PathLike[str] = "runtrace.duckdb",
+    *,
+    since_ms: int | None = None,
+    lock_timeout: float = 10.0,
+) -> list[str]:
+    """The ids of the stored runs, oldest first (:func:`load_records`' order), without events.
+
+    ``since_ms`` keeps runs created at or after it. Cheap even for a big file, so a reader can
+    hand slices of it to ``load_records(path, run_ids=...)`` instead of loading every event.
+    """
+    with _reading(path, lock_timeout) as con:
+        rows = con.execute(
+            "SELECT run_id FROM runs WHERE ($1::BIGINT IS NULL OR created_at_ms >= $1) "
+            "ORDER BY created_at_ms, run_id",
+            [since_ms],
+        ).fetchall()
+    return [run_id for (run_id,) in rows]
 
 
 # --------------------------------------------------------------------------------------------
