@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import events
 from .errors import (
+    ForwardError,
     JsonlImportError,
     NoActiveRun,
     NotADuckDBFile,
@@ -22,13 +23,16 @@ from .errors import (
 from .events import BaseEvent, GenericEvent, parse_event
 from .otel import (
     CancellationToken,
+    ForwardResult,
     RunHandle,
     RunHooks,
     RunSpanProcessor,
     Runtrace,
     SpanSettings,
     current_run,
+    forward_records,
     record_event,
+    run_spans,
 )
 from .runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus, apply_event
 from .sinks import RunSink
@@ -45,6 +49,7 @@ _LAZY = {
             "compact",
             "connect",
             "export_parquet",
+            "list_run_ids",
             "load_records",
             "recover_interrupted",
             "write_records",
@@ -62,6 +67,7 @@ if TYPE_CHECKING:
         compact,
         connect,
         export_parquet,
+        list_run_ids,
         load_records,
         recover_interrupted,
         write_records,
@@ -84,6 +90,8 @@ __all__ = [
     "BaseEvent",
     "CancellationToken",
     "DuckDBSink",
+    "ForwardError",
+    "ForwardResult",
     "GenericEvent",
     "ImportResult",
     "JsonlImportError",
@@ -117,13 +125,16 @@ __all__ = [
     "current_run",
     "events",
     "export_parquet",
+    "forward_records",
     "get_query",
     "import_jsonl",
     "list_queries",
+    "list_run_ids",
     "load_records",
     "parse_event",
     "record_event",
     "recover_interrupted",
     "run_query",
+    "run_spans",
     "write_records",
 ]

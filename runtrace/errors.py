@@ -37,6 +37,18 @@ class RunCancelled(RuntraceError):
         self.reason = reason
 
 
+class ForwardError(RuntraceError):
+    """The OTLP backend refused a request or could not be reached; or no exporter is installed.
+
+    ``runs_sent`` runs were accepted before it failed (whole requests only), so a caller can
+    tell how far a replay got.
+    """
+
+    def __init__(self, message: str, *, runs_sent: int = 0) -> None:
+        super().__init__(message)
+        self.runs_sent = runs_sent
+
+
 class StoreFileError(RuntraceError):
     """A runtrace DuckDB file cannot be used: not a DuckDB file, too new, or locked."""
 

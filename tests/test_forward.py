@@ -264,3 +264,13 @@ def test_records_are_consumed_one_request_at_a_time(demo: DemoResult) -> None:
 
     result = forward_records(stream(), "http://127.0.0.1:9/v1/traces", exporter=recorder)
     assert result.runs == len(records)
+
+
+def test_replayed_runs_come_from_one_service_instance(demo: DemoResult) -> None:
+    records = load_records(demo.path)[:5]
+    instances = {
+        span.resource.attributes.get("service.instance.id")
+        for record in records
+        for span in run_spans(record)
+    }
+    assert len(instances) == 1

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from ..errors import RunCancelled
+from ..errors import ForwardError, RunCancelled
 from .api import RunHandle, RunScope, Runtrace, current_run, record_event
 from .attributes import (
     SpanSettings,
@@ -20,7 +20,7 @@ from .attributes import (
 )
 from .hooks import CancellationToken, CancelSpanHook, RunHooks
 from .processor import RunSpanProcessor
-from .replay import ForwardError, ForwardResult, forward_records, run_spans
+from .replay import ForwardResult, forward_records, run_spans
 
 __all__ = [
     "CancelSpanHook",

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
-from ..errors import RuntraceError
+from ..errors import ForwardError
 from ..runs import RunRecord
 from . import attributes as otel_attrs
 from .attributes import SpanSettings
@@ -29,7 +29,6 @@ from .attributes import SpanSettings
 __all__ = [
     "MAX_EVENTS_PER_REQUEST",
     "MAX_RUNS_PER_REQUEST",
-    "ForwardError",
     "ForwardResult",
     "forward_records",
     "run_spans",
@@ -43,18 +42,9 @@ sizes at a few MB, and a long run's events are most of a request."""
 
 _MS: Final = 1_000_000  # ns per ms
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
-
-
-class ForwardError(RuntraceError):
-    """The OTLP backend refused a request or could not be reached; or no exporter is installed.
-
-    ``runs_sent`` runs were accepted before it failed (whole requests only), so a caller can
-    tell how far a replay got.
-    """
-
-    def __init__(self, message: str, *, runs_sent: int = 0) -> None:
-        super().__init__(message)
-        self.runs_sent = runs_sent
+_RESOURCE: Final = Resource.create({"service.name": "runtrace"})
+"""One resource for every replayed span: ``Resource.create`` draws a new random
+``service.instance.id`` each time, which would make each run look like its own instance."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +93,7 @@ def run_spans(record: RunRecord, settings: SpanSettings | None = None) -> list[R
     trace_id = _id_from(snapshot.trace_id, 128, f"trace/{run_id}")
     span_id = _id_from(snapshot.span_id, 64, f"span/{run_id}")
     context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=_SAMPLED)
-    resource = Resource.create({"service.name": "runtrace"})
+    resource = _RESOURCE
     scope = InstrumentationScope("runtrace.forward", __version__)
     end_ms = snapshot.ended_at_ms or snapshot.updated_at_ms
     status, status_attrs = otel_attrs.run_status(snapshot, settings)
