@@ -273,4 +273,4 @@ def test_replayed_runs_come_from_one_service_instance(demo: DemoResult) -> None:
         for record in records
         for span in run_spans(record)
     }
-    assert len(instances) == 1
+    assert len(instances) == 1 and None not in instances
