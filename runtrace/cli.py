@@ -60,7 +60,7 @@ def _cell(value: Any, width: int | None = None) -> str:
     elif isinstance(value, dt.datetime):
         text = value.isoformat(sep=" ", timespec="milliseconds")
     elif isinstance(value, float):
-        text = f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
+        text = f"{value:.4g}" if abs(value) < 1_000 else f"{value:.0f}"  # no 5.177e+04
     elif isinstance(value, (dict, list)):
         text = json.dumps(value, default=str)
     else:
