@@ -61,6 +61,7 @@ from .storefile import (
     open_rw,
     pid_alive,
     retry_locked,
+    transaction,
     translate_open_error,
 )
 
@@ -266,16 +267,10 @@ def _insert(con: duckdb.DuckDBPyConnection, batch: _Batch) -> None:
 
 def _write_in_transaction(con: duckdb.DuckDBPyConnection, path: str, batches: list[_Batch]) -> None:
     """Compact segments, then write ``batches``, all or nothing; segments deleted after commit."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         compacted = compact_segments(con, path)
         for batch in batches:
             _insert(con, batch)
-        con.execute("COMMIT")
-    except BaseException:
-        with suppress(duckdb.Error):
-            con.execute("ROLLBACK")
-        raise
     delete_files(compacted)
 
 
@@ -835,13 +830,8 @@ def compact(path: str | os.PathLike[str], *, lock_timeout: float = 0.0) -> int:
     con = retry_locked(lambda: open_rw(path), path, lock_timeout)
     try:
         ensure_schema(con, path)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             files = compact_segments(con, path)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.close()
     delete_files(files)
@@ -1061,8 +1051,7 @@ def recover_interrupted(
     con = retry_locked(lambda: open_rw(path), path, lock_timeout)
     try:
         ensure_schema(con, path)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             files = compact_segments(con, path)
             owners = con.execute(
                 "SELECT DISTINCT owner_pid FROM runs WHERE list_contains(?, status) "
@@ -1092,10 +1081,6 @@ def recover_interrupted(
                     params=[ids],
                 ).to_arrow_table()
                 recovered = [_snapshot_from_row(r) for r in rows.to_pylist()]
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.close()
     delete_files(files)

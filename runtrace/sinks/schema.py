@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import SchemaVersionError, StoreFileError
+from .storefile import transaction
 
 __all__ = [
     "EVENT_BATCH_SCHEMA",
@@ -273,8 +274,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: str) -> int | None:
     check_version(version, path)
     if version == SCHEMA_VERSION and _complete(con, catalog):
         return version
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table, columns in _TABLES.items():
             con.execute(_create_sql(table, columns))
             present = {
@@ -293,8 +293,4 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: str) -> int | None:
             "INSERT OR REPLACE INTO runtrace_meta VALUES ('schema_version', ?)",
             [str(SCHEMA_VERSION)],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return version

@@ -10,7 +10,8 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 import duckdb
@@ -109,3 +110,17 @@ def pid_alive(pid: int) -> bool:
         return state not in ("Z", "X")
     except OSError:
         return True
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All or nothing: commit when the block finishes, roll back on anything that escapes it
+    (``BaseException`` included, so an interrupted write never leaves half a batch)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
