@@ -53,20 +53,35 @@ __all__ = [
 ]
 
 # Frozen: a recorded event can never change. Extra fields are kept: nothing an agent sends is lost.
-# No inf/NaN: JSON cannot carry them, so they would not survive the trip to DuckDB or OTLP.
+# No inf/NaN (nor anything else JSON cannot carry): they would not survive the trip to DuckDB
+# or OTLP.
 _FROZEN_OPEN = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
 
 
-def _check_finite(value: Any, path: str) -> None:
+_JSON_SCALARS = (str, int, type(None))  # bool is an int
+
+
+def _check_json(value: Any, path: str) -> None:
+    """Raise ValueError naming the first value under ``path`` that JSON cannot carry."""
+    if isinstance(value, _JSON_SCALARS):
+        return
+    where = path or "value"
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{path or 'value'} is {value}, which JSON cannot represent")
+            raise ValueError(f"{where} is {value}, which JSON cannot represent")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_finite(item, f"{path}.{key}" if path else str(key))
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has the key {key!r}; JSON object keys are strings")
+            _check_json(item, f"{path}.{key}" if path else key)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            _check_finite(item, f"{path}[{index}]")
+            _check_json(item, f"{where}[{index}]")
+    elif not isinstance(value, BaseModel):  # nested models validated themselves
+        raise ValueError(
+            f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which JSON "
+            "cannot represent; convert it to str, int, float, bool, None, list or dict"
+        )
 
 
 class TokenUsage(BaseModel):
@@ -120,13 +135,14 @@ class BaseEvent(BaseModel):
 
     @model_validator(mode="after")
     def _json_representable(self) -> BaseEvent:
-        # Typed float fields are covered by allow_inf_nan; free-form JSON (Any fields, extras)
-        # is checked here.
+        # Every recorded event must reach DuckDB and OTLP as JSON, so what JSON cannot carry
+        # (inf/NaN, arbitrary objects, non-string keys) is refused here, at record time, with
+        # the field named, instead of failing later in a background writer.
         for name, value in self.__dict__.items():
-            if isinstance(value, (dict, list, float)):
-                _check_finite(value, name)
+            if not isinstance(value, _JSON_SCALARS):
+                _check_json(value, name)
         if self.__pydantic_extra__:
-            _check_finite(self.__pydantic_extra__, "")
+            _check_json(self.__pydantic_extra__, "")
         return self
 
 

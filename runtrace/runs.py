@@ -241,8 +241,9 @@ def apply_event(
     """Return the snapshot after ``event``: the reference's status rules, plus runtrace's.
 
     Every event counts (``event_count`` + 1, ``updated_at_ms`` = ``at_ms`` or now, never moving
-    backwards: see :func:`updated_at`). A cancelled
-    run stays cancelled whatever arrives later; its events are still counted.
+    backwards: see :func:`updated_at`). A cancelled run stays cancelled whatever arrives later,
+    and so does any run that has ended (``ended_at_ms`` set): a straggler event is counted (and
+    its tokens added) but never reopens it.
     """
     changes: dict[str, Any] = {
         "event_count": snapshot.event_count + 1,
@@ -256,7 +257,7 @@ def apply_event(
         usage = event.usage  # type: ignore[attr-defined]
         changes["input_tokens"] = snapshot.input_tokens + usage.prompt_tokens
         changes["output_tokens"] = snapshot.output_tokens + usage.completion_tokens
-    elif status is not RunStatus.CANCELLED:
+    elif status is not RunStatus.CANCELLED and snapshot.ended_at_ms is None:
         if rule == "agent_start":
             changes["status"] = RunStatus.EXECUTING
             if not snapshot.prompt:

@@ -19,6 +19,8 @@ from .runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus, now_ms
 
 __all__ = ["RunStore"]
 
+_MAX_MS = 2**63 // 1_000_000  # so the time also fits an OpenTelemetry timestamp (int64 ns)
+
 
 class RunStore:
     """Thread-safe in-memory runs and their events.
@@ -104,7 +106,15 @@ class RunStore:
     ) -> tuple[RunSnapshot, RunEventRecord]:
         """:meth:`record_event`, also returning the stored record (what sinks are given)."""
         model = parse_event(event)
-        at = now_ms() if timestamp_ms is None else timestamp_ms
+        if timestamp_ms is None:
+            at = now_ms()
+        elif isinstance(timestamp_ms, int) and 0 <= timestamp_ms < _MAX_MS:
+            at = timestamp_ms
+        else:
+            raise ValueError(
+                f"timestamp_ms must be an int of epoch milliseconds in [0, {_MAX_MS}) "
+                f"(up to the year 2262), not {timestamp_ms!r}"
+            )
         with self._lock:
             snapshot = self._runs.get(run_id)
             if snapshot is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -234,4 +235,32 @@ def test_any_unknown_event_round_trips_through_json(event_type: str, fields: dic
 )
 def test_non_finite_numbers_are_rejected_since_json_cannot_carry_them(raw: dict) -> None:
     with pytest.raises(ValidationError):
+        parse_event(raw)
+
+
+class _Opaque:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"type": "custom", "payload": _Opaque()}, "payload"),
+        ({"type": "custom", "nested": {"deep": [1, _Opaque()]}}, "nested.deep[1]"),
+        ({"type": "tool_execution_start", "id": "t", "name": "n", "args": {"k": {1: 2}}}, "args.k"),
+        (
+            {
+                "type": "tool_end",
+                "id": "t",
+                "name": "n",
+                "output": "",
+                "exit_code": 0,
+                "metadata": {"when": object()},
+            },
+            "metadata.when",
+        ),
+    ],
+)
+def test_values_json_cannot_carry_are_refused_naming_where(raw: dict, where: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(where)):
         parse_event(raw)

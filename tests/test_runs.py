@@ -229,3 +229,18 @@ def test_updated_at_never_moves_backwards_even_with_earlier_explicit_times() -> 
     assert mark_cancelled(late, at_ms=5_000).updated_at_ms == 9_000
     ended = finish(late, at_ms=5_000)
     assert (ended.ended_at_ms, ended.updated_at_ms) == (5_000, 9_000)
+
+
+@pytest.mark.parametrize("raw", [STEP, TOOL, TURN, END, ERROR], ids=lambda r: r["type"])
+def test_an_ended_run_is_never_reopened_by_a_late_event(raw: dict) -> None:
+    for outcome in (RunStatus.COMPLETED, RunStatus.FAILED):
+        ended = finish(snapshot(outcome, result_text="done", error=None), at_ms=1_500)
+        late = apply(ended, raw)
+        assert (late.status, late.result_text, late.ended_at_ms) == (outcome, "done", 1_500)
+        assert late.event_count == ended.event_count + 1
+
+
+def test_a_late_turn_end_still_adds_its_tokens() -> None:
+    ended = finish(snapshot(RunStatus.COMPLETED), at_ms=1_500)
+    late = apply(ended, {"type": "turn_end", "turn": 9, "usage": {"prompt_tokens": 5}})
+    assert late.input_tokens == 5 and late.status is RunStatus.COMPLETED

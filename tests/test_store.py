@@ -232,3 +232,12 @@ def test_store_keeps_every_finished_run_by_default() -> None:
 def test_negative_max_finished_runs_is_refused() -> None:
     with pytest.raises(ValueError, match="max_finished_runs"):
         RunStore(max_finished_runs=-1)
+
+
+@pytest.mark.parametrize("bad", [-1, 2**63, 10**23, 1.5, "now"])
+def test_an_out_of_range_timestamp_is_refused_and_changes_nothing(bad: object) -> None:
+    store = RunStore()
+    run = store.create_run("s")
+    with pytest.raises(ValueError, match="timestamp_ms"):
+        store.record_event(run.id, {"type": "text_delta", "text": "x"}, timestamp_ms=bad)  # type: ignore[arg-type]
+    assert store.events(run.id) == [] and store.snapshot(run.id) == run
