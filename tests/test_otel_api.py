@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
@@ -617,3 +617,51 @@ def test_a_cancel_at_an_explicit_time_ends_the_run_then(env: Setup) -> None:
     assert final.status is RunStatus.CANCELLED
     assert (final.ended_at_ms - t0 // 1_000_000, final.duration_ms) == (4, 4)  # type: ignore[operator]
     assert env.run_span(run.id).end_time == t0 + 4_000_000
+
+
+# --- regressions: cancel races, eviction ---------------------------------------------------------
+
+
+class CancelOnToolStart(SpanProcessor):
+    """A span processor (a policy guard) that cancels the run when a forbidden tool starts."""
+
+    def __init__(self, rt: Runtrace, tool: str) -> None:
+        super().__init__()
+        self.rt = rt
+        self.tool = tool
+        self.cancelled: list[bool] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if span.name == f"execute_tool {self.tool}":
+            run = self.rt.current_run("s")
+            assert run is not None
+            self.cancelled.append(run.cancel("forbidden tool"))
+
+
+def test_cancelling_from_a_processor_while_a_child_span_starts_does_not_deadlock(
+    env: Setup,
+) -> None:
+    guard = CancelOnToolStart(env.rt, "rm")
+    env.provider.add_span_processor(guard)
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def agent() -> None:
+        try:
+            with env.rt.start_run("s") as run:
+                ids.append(run.id)
+                run.record({"type": "tool_start", "id": "1", "name": "rm"})
+                run.raise_if_cancelled()
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "the agent deadlocked on the run's lock"
+    assert guard.cancelled == [True]
+    assert [type(e) for e in errors] == [RunCancelled]
+    assert env.rt.store.snapshot(ids[0]).status is RunStatus.CANCELLED  # type: ignore[union-attr]
+    (tool,) = env.spans("execute_tool rm")  # ended at once, since the run was settled meanwhile
+    assert tool.attributes["runtrace.span.unfinished"] is True
+    assert env.run_span(ids[0]).status.description == "cancelled: forbidden tool"

@@ -56,6 +56,7 @@ UNPARSED_SPAN_EVENT = "otel_span_event"
 event type (``name`` and ``attributes`` as given): nothing is dropped, and it reloads cleanly."""
 
 _time_ns = time.time_ns
+_MISSING = object()
 
 _CHILD_EVENT_TYPES = frozenset(
     {"tool_start", "tool_execution_start", "tool_end", "subagent_start", "subagent_end"}
@@ -71,7 +72,9 @@ class _LiveRun:
     __slots__ = (
         "cancel_ns",
         "children",
+        "drops_reported",
         "error_type",
+        "final",
         "lock",
         "owned",
         "picked",
@@ -80,6 +83,7 @@ class _LiveRun:
         "session_id",
         "settled",
         "span",
+        "span_added",
         "token",
     )
 
@@ -92,10 +96,15 @@ class _LiveRun:
         self.token = CancellationToken(run_id)
         self.settled = False  # final status and attributes are on the span; no more span events
         self.error_type: str | None = None
-        self.children: dict[tuple[str, str], Span] = {}
+        self.children: dict[tuple[str, str], Span | None] = {}  # None: the span is starting
         self.picked: set[object] = set()  # plain span events already recorded (by identity)
         self.lock = threading.Lock()
         self.cancel_ns: int | None = None  # an explicit cancel time: the span ends then
+        self.final: RunSnapshot | None = None  # the finished snapshot, kept past eviction
+        # One item per span event runtrace added (list.append is atomic, a counter is not), so
+        # that a pickup can tell plain events the span dropped from runtrace's own.
+        self.span_added: list[None] = []
+        self.drops_reported = 0  # plain span events reported lost (span_events_dropped)
 
 
 def _auto_raise() -> bool:
@@ -266,6 +275,7 @@ class RunSpanProcessor(SpanProcessor):
                     event_attributes(model, self.settings, sequence=record.sequence),
                     ns,
                 )
+                live.span_added.append(None)
                 if event_type in _CHILD_EVENT_TYPES and self.tracer is not None:
                     self._child_span(live, model, ns)
             except Exception:
@@ -469,17 +479,35 @@ class RunSpanProcessor(SpanProcessor):
         assert self.tracer is not None
         start = child_span_start(event, live.run_id, self.settings)
         if start is not None:
+            key = start.key
             with live.lock:
-                if start.key in live.children:
+                if key in live.children:
                     return
-                start_ns = start.start_ms * 1_000_000 if start.start_ms else ns
+                live.children[key] = None  # reserved: a second start of the same call is skipped
+            # Started outside the lock: start_span calls the sampler and every span processor,
+            # any of which may cancel or end the run (which closes the children under the lock).
+            try:
                 child = self.tracer.start_span(
                     start.name,
                     context=trace.set_span_in_context(live.span),
                     attributes=start.attributes,
-                    start_time=start_ns,
+                    start_time=start.start_ms * 1_000_000 if start.start_ms else ns,
                 )
-                live.children[start.key] = child  # type: ignore[assignment]
+            except BaseException:
+                with live.lock:
+                    if live.children.get(key, _MISSING) is None:
+                        del live.children[key]
+                raise
+            with live.lock:
+                # Still reserved and the run still open: keep it. Otherwise the run was settled
+                # (its children closed) or the call ended while the span was starting.
+                keep = not live.settled and key in live.children and live.children[key] is None
+                if keep:
+                    live.children[key] = child  # type: ignore[assignment]
+            if not keep:
+                if live.settled:
+                    child.set_attribute("runtrace.span.unfinished", True)
+                child.end(max(_time_ns(), getattr(child, "start_time", None) or 0))
             return
         end = child_span_end(event, self.settings)
         if end is not None:
@@ -493,11 +521,11 @@ class RunSpanProcessor(SpanProcessor):
     def _close_children(self, live: _LiveRun, end_ns: int) -> None:
         """Child spans still open when the run ends end with it, marked unfinished."""
         with live.lock:
-            children = list(live.children.values())
-            live.children.clear()
+            children = [child for child in live.children.values() if child is not None]
+            live.children.clear()  # a child still starting sees the run settled, and ends itself
         for child in children:
             child.set_attribute("runtrace.span.unfinished", True)
-            child.end(max(end_ns, child.start_time or end_ns))
+            child.end(max(end_ns, getattr(child, "start_time", None) or end_ns))
 
     def _notify_run(self, snapshot: RunSnapshot) -> None:
         for sink in self.sinks:
