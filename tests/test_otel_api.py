@@ -25,7 +25,9 @@ from runtrace.otel import (
     current_run,
     record_event,
 )
+from runtrace.otel.hooks import CancellationToken
 from runtrace.runs import RunStatus
+from runtrace.store import RunStore
 
 
 class Recorder:
@@ -665,3 +667,105 @@ def test_cancelling_from_a_processor_while_a_child_span_starts_does_not_deadlock
     (tool,) = env.spans("execute_tool rm")  # ended at once, since the run was settled meanwhile
     assert tool.attributes["runtrace.span.unfinished"] is True
     assert env.run_span(ids[0]).status.description == "cancelled: forbidden tool"
+
+
+class EndsBeforeCancel(RunStore):
+    """A store where the agent's agent_end lands between cancel()'s checks and the store's
+    transition (another thread, joined)."""
+
+    run: Any = None
+
+    def mark_cancelled(self, run_id: str, **kwargs: Any) -> Any:
+        done = {"type": "agent_end", "text": "done"}
+        thread = threading.Thread(target=lambda: self.run.record(done))
+        thread.start()
+        thread.join(5)
+        assert not thread.is_alive()
+        return super().mark_cancelled(run_id, **kwargs)
+
+
+def test_cancel_loses_to_an_agent_end_that_lands_first_and_says_so() -> None:
+    store = EndsBeforeCancel()
+    setup = Setup(store=store)
+    run = store.run = setup.rt.begin_run("s", prompt="p")
+    assert run.cancel("user pressed stop") is False
+    assert not run.cancelled
+    run.raise_if_cancelled()  # the agent is not told to stop a run that completed
+    assert run.status() is RunStatus.COMPLETED
+    assert run.snapshot().error is None
+    assert setup.hook.named("on_run_cancelled") == []
+    final = run.end()
+    assert final.status is RunStatus.COMPLETED
+    assert setup.run_span(run.id).status.status_code is StatusCode.OK
+    setup.provider.shutdown()
+
+
+class _RacingEvent(threading.Event):
+    """The first is_set() waits until a second caller arrives (or 1 s passes): both callers are
+    then past the check at once, unless the token serialises them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.callers = 0
+        self.second = threading.Event()
+
+    def is_set(self) -> bool:
+        answer = super().is_set()
+        self.callers += 1
+        if self.callers == 1:
+            self.second.wait(1)  # still answers what it saw before waiting, as a slow check
+        else:
+            self.second.set()
+        return answer
+
+
+def test_token_cancel_is_atomic_the_first_caller_wins() -> None:
+    token = CancellationToken("run-1")
+    token._event = _RacingEvent()  # type: ignore[misc]
+    results: dict[str, bool] = {}
+
+    def cancel(reason: str) -> None:
+        results[reason] = token.cancel(reason)
+
+    threads = [threading.Thread(target=cancel, args=(r,)) for r in ("first", "second")]
+    threads[0].start()
+    threads[1].start()
+    for thread in threads:
+        thread.join(5)
+        assert not thread.is_alive()
+    assert sorted(results.values()) == [False, True]
+    (winner,) = [reason for reason, won in results.items() if won]
+    assert token.reason == winner
+    assert token.cancel("third") is False
+    assert token.reason == winner
+
+
+def test_a_token_set_by_hand_ends_the_run_cancelled_on_exit_with_hooks_once(env: Setup) -> None:
+    with pytest.raises(RunCancelled), env.rt.start_run("s") as run:
+        run.token.cancel("stop requested")
+        run.raise_if_cancelled()
+    assert run.status() is RunStatus.CANCELLED
+    assert run.snapshot().error == "stop requested"
+    assert env.hook.named("on_run_cancelled") == [(run.id, "s", "stop requested")]
+    assert run.cancel() is False
+
+
+def test_host_cancel_and_cancel_on_exit_call_hooks_once(env: Setup) -> None:
+    for _ in range(50):
+        run = env.rt.begin_run("s")
+        barrier = threading.Barrier(2)
+
+        def host(run: Any = run, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait(5)
+            run.cancel("host")
+
+        thread = threading.Thread(target=host)
+        thread.start()
+        barrier.wait(5)
+        run.end(KeyboardInterrupt())
+        thread.join(5)
+        assert not thread.is_alive()
+        assert run.status() is RunStatus.CANCELLED
+    calls = env.hook.named("on_run_cancelled")
+    assert len(calls) == 50
+    assert len({run_id for run_id, _, _ in calls}) == 50

@@ -48,11 +48,12 @@ class CancellationToken:
     Thread-safe; ``wait`` lets a worker thread block until cancellation.
     """
 
-    __slots__ = ("_event", "_reason", "run_id")
+    __slots__ = ("_event", "_lock", "_reason", "run_id")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self._event = threading.Event()
+        self._lock = threading.Lock()
         self._reason: str | None = None
 
     @property
@@ -65,11 +66,12 @@ class CancellationToken:
         return self._reason
 
     def cancel(self, reason: str) -> bool:
-        """Set the flag; False if it was already set (the first reason is kept)."""
-        if self._event.is_set():
-            return False
-        self._reason = reason
-        self._event.set()
+        """Set the flag; False if it was already set (the first caller wins, its reason kept)."""
+        with self._lock:
+            if self._event.is_set():
+                return False
+            self._reason = reason
+            self._event.set()
         return True
 
     def raise_if_cancelled(self) -> None:

@@ -26,7 +26,7 @@ from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
 from ..events import BaseEvent, GenericEvent
-from ..runs import RunEventRecord, RunSnapshot, finish
+from ..runs import RunEventRecord, RunSnapshot, RunStatus, finish
 from ..sinks.base import RunSink
 from ..store import RunStore
 from .attributes import (
@@ -311,28 +311,41 @@ class RunSpanProcessor(SpanProcessor):
             live = self._live.get(run_id)
             if live is None or live.settled or self._current.get(live.session_id) != run_id:
                 return False
-            snapshot = self.store.snapshot(run_id)
-            if snapshot is None or snapshot.status.is_terminal:
-                return False
-            if not live.token.cancel(reason):
-                return False
-            live.cancel_ns = at_ns
-        self._mark_cancelled(live, reason)
+            snapshot = self._cancel_in_store(live, reason, at_ns)
+        if snapshot is None:
+            return False
+        self._after_cancel(live, snapshot, reason)
         return True
 
     def cancel_on_exit(self, live: _LiveRun, reason: str, at_ns: int | None = None) -> None:
         """The run's code left with a cancellation (``CancelledError``, ``KeyboardInterrupt``,
         ``GeneratorExit``, or any error after the token was set): the run ends cancelled,
         whether or not it is the session's current run. Hooks are still called only once."""
-        first = live.token.cancel(reason)
-        snapshot = self.store.snapshot(live.run_id)
-        if first and snapshot is not None and not snapshot.status.is_terminal:
-            live.cancel_ns = at_ns
-            self._mark_cancelled(live, reason)
+        with self._lock:
+            snapshot = self._cancel_in_store(live, reason, at_ns)
+        if snapshot is not None:
+            self._after_cancel(live, snapshot, reason)
+        else:
+            live.token.cancel(reason)  # the agent sees it stopped, whatever the store says
 
-    def _mark_cancelled(self, live: _LiveRun, reason: str) -> None:
-        at_ms = None if live.cancel_ns is None else live.cancel_ns // 1_000_000
+    def _cancel_in_store(
+        self, live: _LiveRun, reason: str, at_ns: int | None
+    ) -> RunSnapshot | None:
+        """Under the processor lock: the store's transition decides. Returns the cancelled
+        snapshot if this call cancelled the run, None if it had already ended (completed,
+        failed, or cancelled by an earlier call): then nothing else happens."""
+        before = self.store.snapshot(live.run_id)
+        if before is None or before.status.is_terminal:
+            return None
+        at_ms = None if at_ns is None else at_ns // 1_000_000
         snapshot = self.store.mark_cancelled(live.run_id, reason=reason, at_ms=at_ms)
+        if snapshot.status is not RunStatus.CANCELLED:
+            return None  # a terminal event got in first: the run keeps its outcome
+        live.token.cancel(reason)
+        live.cancel_ns = at_ns
+        return snapshot
+
+    def _after_cancel(self, live: _LiveRun, snapshot: RunSnapshot, reason: str) -> None:
         self._notify_run(snapshot)
         for hook in self._hook_calls["on_run_cancelled"]:
             try:
