@@ -769,3 +769,27 @@ def test_host_cancel_and_cancel_on_exit_call_hooks_once(env: Setup) -> None:
     calls = env.hook.named("on_run_cancelled")
     assert len(calls) == 50
     assert len({run_id for run_id, _, _ in calls}) == 50
+
+
+def test_a_run_evicted_as_it_ends_still_ends_cleanly_and_keeps_its_final_snapshot() -> None:
+    setup = Setup(store=RunStore(max_finished_runs=0))
+    with setup.rt.start_run("s", prompt="p") as run:
+        run.record({"type": "agent_end", "text": "ok"})
+    assert run.id not in setup.rt.store  # evicted at once
+    assert setup.rt.store.evicted_runs == 1
+    assert run.status() is RunStatus.COMPLETED
+    assert run.snapshot().ended_at_ms is not None
+    assert run.end().status is RunStatus.COMPLETED  # ending twice: the same final snapshot
+
+    # The body's own error comes out, not masked by the eviction.
+    with (
+        pytest.raises(ValueError, match="the body's own error"),
+        setup.rt.start_run("s") as failing,
+    ):
+        raise ValueError("the body's own error")
+    assert failing.status() is RunStatus.FAILED
+    assert [s.status for s in setup.hook.named("on_run_end")] == [
+        RunStatus.COMPLETED,
+        RunStatus.FAILED,
+    ]
+    setup.provider.shutdown()

@@ -91,10 +91,13 @@ class RunHandle:
         return self._processor.record_live(self._live, event, timestamp_ns=timestamp_ns)
 
     def snapshot(self) -> RunSnapshot:
-        """The run's current snapshot."""
+        """The run's current snapshot; once the store evicted the finished run
+        (``max_finished_runs``), the final snapshot it had when it ended."""
         snapshot = self._processor.store.snapshot(self.id)
-        if snapshot is None:  # the store was replaced under the run
-            raise RuntraceError(f"run {self.id!r} is no longer in the store")
+        if snapshot is None:
+            snapshot = self._live.final
+            if snapshot is None:  # the store was replaced under the open run
+                raise RuntraceError(f"run {self.id!r} is no longer in the store")
         return snapshot
 
     def status(self) -> RunStatus:
@@ -156,7 +159,8 @@ class RunHandle:
                     live, f"{type(error).__name__}: {error}", _type_name(error), end_time_ns
                 )
         processor.end_run(self.id, end_time_ns)
-        return self.snapshot()
+        final = live.final  # set when the span ended; the store may have evicted the run since
+        return final if final is not None else self.snapshot()
 
 
 class RunScope:

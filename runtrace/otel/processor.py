@@ -448,6 +448,7 @@ class RunSpanProcessor(SpanProcessor):
 
     def _finalise(self, live: _LiveRun, end_ns: int, error: str | None) -> None:
         snapshot = self.store.finish(live.run_id, error=error, at_ms=end_ns // 1_000_000)
+        live.final = snapshot  # the store may evict the run at once (max_finished_runs)
         self._notify_run(snapshot)
         for hook in self._hook_calls["on_run_end"]:
             try:
