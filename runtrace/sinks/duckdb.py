@@ -44,6 +44,7 @@ from .schema import (
     events_select_sql,
     read_schema_version,
     runs_select_sql,
+    runs_upsert_sql,
 )
 from .segments import (
     EVENTS_SUFFIX,
@@ -184,8 +185,23 @@ def _events_arrow(
     )
 
 
+_Version = tuple[int, int, bool, bool]
+
+_MAX_ENDED_KEYS: Final = 100_000
+"""How many ended runs a sink remembers the written version of (the most recent ones)."""
+
+
+def _version(s: RunSnapshot) -> _Version:
+    """The order of a run's snapshots: more events, later update, then the one that ended it.
+
+    The core never moves ``updated_at_ms`` backwards, so a cancel or end that happened at the
+    same millisecond as an event wins the tie. Same order as :func:`run_version_sql`.
+    """
+    return (s.event_count, s.updated_at_ms, s.status.is_terminal, s.ended_at_ms is not None)
+
+
 def _newer(a: RunSnapshot, b: RunSnapshot) -> bool:
-    return (a.event_count, a.updated_at_ms) > (b.event_count, b.updated_at_ms)
+    return _version(a) > _version(b)
 
 
 @dataclass
@@ -254,7 +270,7 @@ def _insert(con: duckdb.DuckDBPyConnection, batch: _Batch) -> None:
     if batch.runs is not None and batch.runs.num_rows:
         con.register("_rt_runs_batch", batch.runs)
         try:
-            con.execute("INSERT OR REPLACE INTO runs " + runs_select_sql("_rt_runs_batch"))
+            con.execute(runs_upsert_sql(runs_select_sql("_rt_runs_batch")))
         finally:
             con.unregister("_rt_runs_batch")
     if batch.events is not None and batch.events.num_rows:
@@ -437,7 +453,10 @@ class DuckDBSink:
         self._wake = threading.Event()
         self._write_lock = threading.Lock()
         self._retry: list[_Batch] = []
-        self._written_keys: dict[str, tuple[int, int]] = {}
+        # The version last written of each run: live runs, and the most recent ended ones
+        # (bounded), so a stale snapshot queued late never overwrites a newer one.
+        self._written_keys: dict[str, _Version] = {}
+        self._ended_keys: dict[str, _Version] = {}
         self._counters = _Counters()
         self._pool: ThreadPoolExecutor | None = None
         self._scratch: duckdb.DuckDBPyConnection | None = None
@@ -648,11 +667,11 @@ class DuckDBSink:
                             if _newer(snap, latest[run_id]):
                                 latest[run_id] = snap
                             break
-        written = self._written_keys
+        written, ended = self._written_keys, self._ended_keys
         fresh: list[RunSnapshot] = []
         for run_id, s in latest.items():
-            key = (s.event_count, s.updated_at_ms)
-            old = written.get(run_id)
+            key = _version(s)
+            old = written.get(run_id) or ended.get(run_id)
             if old is not None and key < old:
                 continue  # lost a race against a snapshot written in an earlier flush
             fresh.append(s)
@@ -660,6 +679,10 @@ class DuckDBSink:
                 written[run_id] = key
             else:
                 written.pop(run_id, None)
+                ended.pop(run_id, None)  # re-inserted last: the most recent stay
+                ended[run_id] = key
+                if len(ended) > _MAX_ENDED_KEYS:
+                    del ended[next(iter(ended))]
         return fresh
 
     def _flush_locked(self) -> None:

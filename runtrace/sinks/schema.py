@@ -27,8 +27,11 @@ __all__ = [
     "TERMINAL_STATUS_VALUES",
     "ensure_schema",
     "events_select_sql",
+    "quote_identifier",
     "read_schema_version",
+    "run_version_sql",
     "runs_select_sql",
+    "runs_upsert_sql",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -208,6 +211,40 @@ def runs_select_sql(source: str, *, json_type: str = "JSON") -> str:
     names = [name for name, _ in RUN_COLUMNS]
     cols = [f"{n}::{json_type} AS {n}" if n in RUN_JSON_COLUMNS else n for n in names]
     return f"SELECT {', '.join(cols)} FROM {source}"
+
+
+def run_version_sql(table: str) -> str:
+    """The version of a ``runs`` row, ordered like the sink orders a run's snapshots.
+
+    ``(event_count, updated_at_ms, status is terminal, ended)``: more events first, then the
+    later update (the core never moves ``updated_at_ms`` backwards), then, on a tie, the
+    snapshot that ended the run. An overflowed (NULL) count or time sorts last.
+    """
+    big = 2**63 - 1
+    return (
+        f"(COALESCE({table}.event_count, {big}), COALESCE({table}.updated_at_ms, {big}), "
+        f"{table}.status IN {TERMINAL_STATUS_VALUES!r}, {table}.ended_at_ms IS NOT NULL)"
+    )
+
+
+def runs_upsert_sql(select: str) -> str:
+    """Upsert ``runs`` rows from ``select``, never replacing a row by an older version of it.
+
+    A row replaces the stored one only when its :func:`run_version_sql` is at least the
+    stored one's, so a stale snapshot (a race between agent threads, a late segment) can
+    never turn a finished run back into a running one. ``select`` must give each run once.
+    """
+    names = [name for name, _ in RUN_COLUMNS]
+    sets = ", ".join(f"{n} = excluded.{n}" for n in names if n != "run_id")
+    return (
+        f"INSERT INTO runs {select} ON CONFLICT (run_id) DO UPDATE SET {sets} "
+        f"WHERE {run_version_sql('excluded')} >= {run_version_sql('runs')}"
+    )
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a SQL identifier: in double quotes, inner double quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _create_sql(table: str, columns: tuple[tuple[str, str], ...]) -> str:

@@ -31,7 +31,9 @@ from .schema import (
     RUN_COLUMNS,
     SEGMENTS_TABLE,
     events_select_sql,
+    run_version_sql,
     runs_select_sql,
+    runs_upsert_sql,
 )
 from .storefile import HOST, pid_alive
 
@@ -191,11 +193,15 @@ def compact_segments(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str
             [new_events],
         )
     if new_runs:
+        # Each run's newest row across the segments, and only if it is not older than the
+        # file's row (a stale snapshot never turns a finished run back into a running one).
         con.execute(
-            "INSERT OR REPLACE INTO runs "
-            + runs_select_sql(
-                "(SELECT * FROM read_parquet(?, filename = true) "
-                "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY filename DESC) = 1)"
+            runs_upsert_sql(
+                runs_select_sql(
+                    "(SELECT * FROM read_parquet(?, filename = true) AS seg "
+                    "QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY "
+                    f"{run_version_sql('seg')} DESC, filename DESC) = 1)"
+                )
             ),
             [new_runs],
         )

@@ -1,0 +1,88 @@
+"""The DuckDB sink keeps what it stores consistent: a stale snapshot never overwrites a newer
+one, nothing is lost silently, bulk writes replace whole runs, odd file names work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+import runtrace.sinks.duckdb as sinkmod
+from runtrace.runs import RunStatus
+from runtrace.sinks.duckdb import DuckDBSink, compact, connect, runs_table, write_records
+from runtrace.sinks.segments import list_segments, write_segment
+from runtrace.store import RunStore
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = connect(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+# -- 1. a stale snapshot never overwrites a newer one ----------------------------------------
+
+
+def test_a_stale_snapshot_queued_after_a_cancel_does_not_reopen_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "race.duckdb"
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60)
+    run = store.create_run("s", "p")
+    sink.on_run(run)
+    sink.on_event(*store.record(run.id, {"type": "agent_start", "prompt": "p"}, timestamp_ms=1000))
+    # An agent thread records an event, then is descheduled before handing it to the sink ...
+    late = store.record(run.id, {"type": "text_delta", "text": "hi"}, timestamp_ms=1000)
+    # ... while the host cancels and ends the run, in the same millisecond.
+    store.mark_cancelled(run.id, reason="stop", at_ms=1000)
+    sink.on_run(store.finish(run.id, at_ms=1000))
+    assert sink.force_flush()
+    assert query(db, "SELECT status, ended_at_ms FROM runs") == [("cancelled", 1000)]
+    sink.on_event(*late)  # the stale `executing` snapshot arrives in a later flush
+    assert sink.force_flush()
+    sink.shutdown()
+    assert query(db, "SELECT status, ended_at_ms, error, event_count FROM runs") == [
+        ("cancelled", 1000, "stop", 2)
+    ]
+    assert query(db, "SELECT count(*) FROM run_events") == [(2,)]
+
+
+def test_a_stale_segment_row_does_not_overwrite_a_finished_run(tmp_path: Path) -> None:
+    db = tmp_path / "seg.duckdb"
+    store = RunStore()
+    run = store.create_run("s", "p")
+    stale, _ = store.record(run.id, {"type": "agent_start", "prompt": "p"}, timestamp_ms=5)
+    store.mark_cancelled(run.id, at_ms=5)
+    done = store.finish(run.id, at_ms=5)
+    write_records(db, store.records())
+    scratch = duckdb.connect(":memory:")
+    write_segment(db, None, runs_table([stale], owner=None), scratch)
+    scratch.close()
+    assert len(list_segments(db)[1]) == 1
+    compact(db)
+    assert list_segments(db) == ([], [])
+    assert query(db, "SELECT status, ended_at_ms FROM runs") == [("cancelled", done.ended_at_ms)]
+
+
+def test_the_sink_remembers_a_bounded_number_of_ended_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sinkmod, "_MAX_ENDED_KEYS", 3)
+    store = RunStore()
+    sink = DuckDBSink(tmp_path / "bound.duckdb", flush_interval=60)
+    ids = []
+    for _ in range(5):
+        run = store.create_run("s")
+        sink.on_event(*store.record(run.id, {"type": "agent_end", "text": "ok"}))
+        sink.on_run(store.finish(run.id))
+        ids.append(run.id)
+        assert sink.force_flush()
+    assert list(sink._ended_keys) == ids[-3:]
+    assert not sink._written_keys
+    sink.shutdown()
+    assert query(tmp_path / "bound.duckdb", "SELECT DISTINCT status FROM runs") == [
+        (RunStatus.COMPLETED.value,)
+    ]
