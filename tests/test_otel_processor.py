@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from runtrace.otel import RunSpanProcessor, Runtrace, current_run, record_event
-from runtrace.otel.processor import UNPARSED_SPAN_EVENT
+from runtrace.otel.processor import SPAN_EVENTS_DROPPED, UNPARSED_SPAN_EVENT
 from runtrace.runs import RunEventRecord, RunSnapshot, RunStatus
 from runtrace.sinks.base import RunSink
 from runtrace.store import RunStore
@@ -368,3 +368,57 @@ def test_begin_run_and_end_with_an_error_for_code_without_a_with_block() -> None
     assert final.status is RunStatus.FAILED
     assert final.error == "TimeoutError: model took too long"
     assert run.end() == final  # ending twice changes nothing
+
+
+# --- plain span events beyond the span's event limit ---------------------------------------------
+
+
+def test_plain_events_the_span_dropped_are_counted_on_the_run(
+    plain: Plain, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "runtrace.otel"), plain.agent_span() as span:
+        for turn in range(200):  # the SDK keeps the last 128
+            span.add_event("turn_start", {"turn": turn})
+    run = plain.only_run()
+    events = [r.event for r in plain.store.events(run.id)]
+    assert events[0].type == SPAN_EVENTS_DROPPED
+    assert events[0].count == 72  # type: ignore[attr-defined]
+    assert [e.turn for e in events[1:]] == list(range(72, 200))  # type: ignore[attr-defined]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "lost 72 plain span event" in warnings[0].getMessage()
+
+
+def test_lost_plain_events_are_reported_once_across_a_cancel_and_the_end(
+    plain: Plain, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "runtrace.otel"), plain.agent_span() as span:
+        for turn in range(130):
+            span.add_event("turn_start", {"turn": turn})
+        run_id = plain.only_run().id
+        assert plain.processor.cancel(run_id, "stop") is True  # first pickup: 2 lost
+        for turn in range(130, 140):  # evicts 10 picked-up ones: the store has them
+            span.add_event("turn_start", {"turn": turn})
+    events = [r.event for r in plain.store.events(run_id)]
+    drops = [e for e in events if e.type == SPAN_EVENTS_DROPPED]
+    assert [d.count for d in drops] == [2]  # type: ignore[attr-defined]
+    assert [e.turn for e in events if e.type == "turn_start"] == list(range(2, 140))  # type: ignore[attr-defined]
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+def test_runtrace_events_the_span_dropped_are_not_reported_lost() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    rt = Runtrace(provider)
+    with rt.start_run("s") as run:
+        for turn in range(150):
+            run.record({"type": "turn_start", "turn": turn})
+        trace.get_current_span().add_event("turn_end", {"turn": 149})  # a plain one, kept
+    types = [r.event.type for r in run.events()]
+    assert SPAN_EVENTS_DROPPED not in types
+    assert types.count("turn_start") == 150
+    assert types[-1] == "turn_end"
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["runtrace.run.span_dropped_events"] == 23
+    provider.shutdown()

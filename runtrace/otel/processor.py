@@ -47,13 +47,17 @@ from .attributes import (
 )
 from .hooks import HOOK_METHODS, CancellationToken, CancelSpanHook
 
-__all__ = ["UNPARSED_SPAN_EVENT", "RunSpanProcessor"]
+__all__ = ["SPAN_EVENTS_DROPPED", "UNPARSED_SPAN_EVENT", "RunSpanProcessor"]
 
 log = logging.getLogger("runtrace.otel")
 
 UNPARSED_SPAN_EVENT = "otel_span_event"
 """Type of the generic event that keeps a plain span event whose attributes do not fit its
 event type (``name`` and ``attributes`` as given): nothing is dropped, and it reloads cleanly."""
+
+SPAN_EVENTS_DROPPED = "span_events_dropped"
+"""Type of the generic event (``count``: how many) that says a run lost plain span events: the
+span dropped them (its event limit) before runtrace could pick them up at its end."""
 
 _time_ns = time.time_ns
 _MISSING = object()
@@ -184,7 +188,7 @@ class RunSpanProcessor(SpanProcessor):
             end_ns = span.end_time if span.end_time is not None else _time_ns()
             # Plain span events: all of them for a span that plain OpenTelemetry code ended, the
             # ones added after a cancel settled it otherwise (none for spans runtrace ends).
-            self._pickup(live, span.events)
+            self._pickup(live, span)
             if not settled:
                 self._close_children(live, end_ns)
             error = None
@@ -379,7 +383,7 @@ class RunSpanProcessor(SpanProcessor):
         try:
             snapshot = self.store.snapshot(run_id) if live.recorded else None
             if snapshot is not None:
-                self._pickup(live, span.events)  # type: ignore[attr-defined]
+                self._pickup(live, span)
                 snapshot = self.store.snapshot(run_id) or snapshot
                 final = finish(snapshot)  # what on_end will store, to put on the span now
                 status, attributes = run_status(final, self.settings, error_type=live.error_type)
@@ -465,20 +469,38 @@ class RunSpanProcessor(SpanProcessor):
                 del self._current[live.session_id]
         self._finalise(live, _time_ns() if end_ns is None else end_ns, None)
 
-    def _pickup(self, live: _LiveRun, events: Sequence[Any]) -> None:
+    def _pickup(self, live: _LiveRun, span: Any) -> None:
         """Record span events added with the plain OpenTelemetry API (no sequence attribute).
 
         ``exception`` events are OpenTelemetry's own; their message is already the error. Events
         are remembered by identity, so a second pickup (after a cancel) records only new ones.
+        Plain events the span dropped before the pickup (the SDK keeps 128 per span by default,
+        evicting the oldest) are lost: their number is recorded as a ``span_events_dropped``
+        event and logged once per run.
         """
+        events: Sequence[Any] = span.events
+        dropped = getattr(span, "dropped_events", 0) or 0
         picked = live.picked
+        runtrace_present = picked_present = 0
+        new: list[Any] = []
         for span_event in events:
             attributes = span_event.attributes
-            if span_event.name == "exception" or (attributes and EVENT_SEQUENCE in attributes):
-                continue
-            if span_event in picked:
-                continue
+            if attributes and EVENT_SEQUENCE in attributes:
+                runtrace_present += 1
+            elif span_event in picked:
+                picked_present += 1
+            elif span_event.name != "exception":
+                new.append(span_event)
+        if dropped:
+            # Dropped ones that the store has anyway: runtrace's own, and plain ones picked up
+            # before (after a cancel). The rest never reached the store.
+            kept = len(live.span_added) - runtrace_present + len(picked) - picked_present
+            lost = dropped - kept - live.drops_reported
+            if lost > 0:
+                self._report_lost(live, lost, dropped, events[0].timestamp if events else None)
+        for span_event in new:
             picked.add(span_event)
+            attributes = span_event.attributes
             try:
                 model = event_from_attributes(span_event.name, attributes)
             except ValidationError:
@@ -488,6 +510,21 @@ class RunSpanProcessor(SpanProcessor):
                     attributes=dict(attributes or {}),
                 )
             self.record_live(live, model, on_span=False, timestamp_ns=span_event.timestamp)
+
+    def _report_lost(self, live: _LiveRun, lost: int, dropped: int, at_ns: int | None) -> None:
+        if not live.drops_reported:
+            log.warning(
+                "runtrace: run %s lost %d plain span event(s): its span dropped them before "
+                "runtrace could pick them up (span event limit; %d dropped in all). Raise "
+                "SpanLimits(max_events=...) or record through Runtrace / record_event, which "
+                "keep every event.",
+                live.run_id,
+                lost,
+                dropped,
+            )
+        live.drops_reported += lost
+        event = GenericEvent(type=SPAN_EVENTS_DROPPED, count=lost)
+        self.record_live(live, event, on_span=False, timestamp_ns=at_ns)
 
     def _child_span(self, live: _LiveRun, event: BaseEvent, ns: int) -> None:
         assert self.tracer is not None
