@@ -3,6 +3,7 @@ one, nothing is lost silently, bulk writes replace whole runs, odd file names wo
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import duckdb
 import pytest
 
 import runtrace.sinks.duckdb as sinkmod
-from runtrace.runs import RunStatus
+from runtrace.events import parse_event
+from runtrace.runs import RunEventRecord, RunSnapshot, RunStatus
 from runtrace.sinks.duckdb import DuckDBSink, compact, connect, runs_table, write_records
 from runtrace.sinks.segments import list_segments, write_segment
 from runtrace.store import RunStore
@@ -86,3 +88,48 @@ def test_the_sink_remembers_a_bounded_number_of_ended_runs(
     assert query(tmp_path / "bound.duckdb", "SELECT DISTINCT status FROM runs") == [
         (RunStatus.COMPLETED.value,)
     ]
+
+
+# -- 2. one bad item never costs the flush ---------------------------------------------------
+
+
+class _NotJSON:
+    pass
+
+
+def test_an_item_that_cannot_be_serialised_is_counted_and_the_rest_is_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "poison.duckdb"
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60)
+    good = store.create_run("good")
+    sink.on_run(good)
+    for i in range(100):
+        sink.on_event(*store.record(good.id, {"type": "text_delta", "text": f"t{i}"}))
+    bad = store.create_run("bad")
+    snap, rec = store.record(bad.id, {"type": "agent_start", "prompt": "p"})
+    sink.on_event(snap, rec)
+    # Values the core refuses, smuggled past validation: an object JSON cannot carry, and a
+    # timestamp beyond 64 bits.
+    event = type(parse_event({"type": "custom_metric"})).model_construct(
+        type="custom_metric", payload=_NotJSON()
+    )
+    sink.on_event(snap, RunEventRecord.model_construct(sequence=1, timestamp_ms=1, event=event))
+    sink.on_event(
+        snap, RunEventRecord.model_construct(sequence=2, timestamp_ms=10**23, event=rec.event)
+    )
+    odd = store.create_run("odd")
+    sink.on_run(RunSnapshot.model_construct(**{**odd.__dict__, "attributes": {"x": _NotJSON()}}))
+    with caplog.at_level(logging.ERROR, logger="runtrace.duckdb"):
+        assert sink.force_flush()
+    sink.shutdown()
+    stats = sink.stats
+    assert (stats.events_received, stats.events_written, stats.events_lost) == (103, 101, 2)
+    assert (stats.run_rows_lost, stats.pending) == (1, 0)
+    assert any("lost" in r.getMessage() for r in caplog.records)
+    assert query(
+        db,
+        "SELECT session_id, count(*) FROM run_events JOIN runs USING (run_id) "
+        "GROUP BY ALL ORDER BY 1",
+    ) == [("bad", 1), ("good", 100)]

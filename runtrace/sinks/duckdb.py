@@ -390,6 +390,8 @@ class SinkStats:
     received_after_shutdown: int
     pending: int
     last_error: str | None = None
+    run_rows_lost: int = 0
+    """Snapshots that could not be serialised (logged at ERROR); their events are kept."""
 
 
 @dataclass
@@ -405,6 +407,7 @@ class _Counters:
     events_lost: int = 0
     received_after_shutdown: int = 0
     last_error: str | None = None
+    run_rows_lost: int = 0
 
 
 class DuckDBSink:
@@ -567,6 +570,7 @@ class DuckDBSink:
             received_after_shutdown=c.received_after_shutdown,
             pending=pending,
             last_error=c.last_error,
+            run_rows_lost=c.run_rows_lost,
         )
 
     def __enter__(self) -> DuckDBSink:
@@ -595,6 +599,25 @@ class DuckDBSink:
         if not n:
             return None
         popleft = queue.popleft
+        items = [popleft() for _ in range(n)]
+        try:
+            return self._build(items, checked=False)
+        except Exception as exc:
+            # Something in the batch cannot be serialised (a value that bypassed validation):
+            # build it again item by item, so only what cannot be written is dropped, counted.
+            _log.debug("runtrace: rebuilding a batch item by item after %r", exc)
+        try:
+            return self._build(items, checked=True)
+        except Exception:
+            lost = sum(1 for _, rec in items if rec is not None)
+            self._counters.events_received += lost
+            self._counters.events_lost += lost
+            _log.exception("runtrace: %d events lost for %s", lost, self.path)
+            return _Batch(None, None)
+
+    def _build(
+        self, items: list[tuple[RunSnapshot, RunEventRecord | None]], *, checked: bool
+    ) -> _Batch:
         # One pass, and no per-event tuples or dicts: the records are cold in memory (a
         # cache miss per pass), and objects that survive a batch make the cyclic GC walk the
         # whole heap again. The last snapshot queued for a run usually is its newest.
@@ -605,14 +628,89 @@ class DuckDBSink:
         texts: list[bytes] = []
         latest: dict[str, RunSnapshot] = {}
         run_only: list[RunSnapshot] = []
-        items = [popleft() for _ in range(n)]
+        columns = (ids, seqs, stamps, types, texts)
         with gc_paused():  # its passes over a big heap would cost more than this loop
-            self._collect(items, latest, run_only, (ids, seqs, stamps, types, texts))
-        self._counters.events_received += len(ids)
-        self._counters.runs_received += len(run_only)
+            if checked:
+                self._collect_checked(items, latest, run_only, columns)
+            else:
+                self._collect(items, latest, run_only, columns)
         events = _events_arrow(ids, seqs, stamps, types, texts) if ids else None
         runs = self._latest_snapshots(latest, run_only, events, items)
-        return _Batch(events, runs_table(runs, owner=self._owner) if runs else None)
+        table = None
+        if runs:
+            table = self._runs_checked(runs) if checked else runs_table(runs, owner=self._owner)
+        # Lost events were received too (and counted in events_lost).
+        self._counters.events_received += (
+            sum(1 for _, rec in items if rec is not None) if checked else len(ids)
+        )
+        self._counters.runs_received += len(run_only)
+        return _Batch(events, table)
+
+    def _collect_checked(
+        self,
+        items: list[tuple[RunSnapshot, RunEventRecord | None]],
+        latest: dict[str, RunSnapshot],
+        run_only: list[RunSnapshot],
+        columns: tuple[list[str], list[int], list[int], list[str], list[bytes]],
+    ) -> None:
+        """:meth:`_collect`, one item at a time: an event that cannot be written is counted
+        in ``events_lost`` and logged; its run's snapshot is still kept."""
+        lost = 0
+        first: str | None = None
+        for snap, rec in items:
+            if not isinstance(snap.id, str):
+                first = first or f"run id {snap.id!r} is not a string"
+                lost += rec is not None
+                continue
+            if rec is None:
+                self._collect([(snap, rec)], latest, run_only, columns)
+                continue
+            try:
+                event = rec.event
+                text = event.__pydantic_serializer__.to_json(event)
+                for name, value in (("sequence", rec.sequence), ("timestamp_ms", rec.timestamp_ms)):
+                    if type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX:
+                        raise ValueError(f"{name} {value!r:.40} is not a 64-bit integer")
+                if not isinstance(event.type, str):
+                    raise ValueError(f"type {event.type!r:.40} is not a string")
+            except Exception as exc:
+                lost += 1
+                first = first or f"event {rec.sequence!r:.40} of run {snap.id!r}: {exc}"
+                latest[snap.id] = snap
+                continue
+            latest[snap.id] = snap
+            ids, seqs, stamps, types, texts = columns
+            ids.append(snap.id)
+            seqs.append(rec.sequence)
+            stamps.append(rec.timestamp_ms)
+            types.append(event.type)
+            texts.append(text)
+        if lost:
+            self._counters.events_lost += lost
+            self._counters.last_error = first
+            _log.error(
+                "runtrace: %d event(s) cannot be written to %s and are lost; first: %s",
+                lost,
+                self.path,
+                first,
+            )
+
+    def _runs_checked(self, runs: list[RunSnapshot]) -> pa.Table | None:
+        """:func:`runs_table`, dropping (counted, logged) the snapshots that cannot be written."""
+        good: list[pa.Table] = []
+        for snap in runs:
+            try:
+                good.append(runs_table([snap], owner=self._owner))
+            except Exception as exc:
+                self._counters.run_rows_lost += 1
+                self._counters.last_error = f"snapshot of run {snap.id!r}: {exc}"
+                _log.error(
+                    "runtrace: the snapshot of run %r cannot be written to %s: %s",
+                    snap.id,
+                    self.path,
+                    exc,
+                )
+        return pa.concat_tables(good) if good else None
 
     @staticmethod
     def _collect(
