@@ -793,3 +793,15 @@ def test_a_run_evicted_as_it_ends_still_ends_cleanly_and_keeps_its_final_snapsho
         RunStatus.FAILED,
     ]
     setup.provider.shutdown()
+
+
+def test_content_of_unknown_event_types_stays_off_the_span(env: Setup) -> None:
+    event = {"type": "user_message", "content": "secret", "messages": ["x"], "message_id": "m1"}
+    with env.rt.start_run("s") as run:
+        run.record(event)
+    (span_event,) = env.run_span(run.id).events
+    assert span_event.name == "user_message"
+    assert "runtrace.event.content" not in span_event.attributes
+    assert span_event.attributes["runtrace.event.message_id"] == "m1"
+    assert set(span_event.attributes["runtrace.record.omitted"]) == {"content", "messages"}
+    assert run.events()[0].event.content == "secret"  # type: ignore[attr-defined]  # store: whole

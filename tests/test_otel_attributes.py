@@ -185,6 +185,53 @@ def test_content_is_omitted_by_default_and_listed() -> None:
     assert back.args is None  # type: ignore[attr-defined]
 
 
+def test_unknown_event_types_keep_content_off_spans_without_capture() -> None:
+    raw = {
+        "type": "user_message",
+        "content": "secret",
+        "messages": [{"role": "user", "content": "more secret"}],
+        "note": "free text is content too",
+        "message_id": "m-1",
+        "callId": "c-1",
+        "model_name": "m",
+        "status": "ok",
+        "kind": "chat",
+        "source_type": "cli",
+        "tokens": 12,
+        "score": 0.5,
+        "final": True,
+        "tags": ["a"],
+        "user_id": "u" * 200,  # named like an identifier, but too long to be one
+    }
+    event = parse_event(raw)
+    attrs = event_attributes(event, NO_CAPTURE, sequence=0)
+    assert set(attrs[EVENT_OMITTED]) == {"content", "messages", "note", "tags", "user_id"}
+    assert {k: v for k, v in attrs.items() if k.startswith("runtrace.event.")} == {
+        "runtrace.event.message_id": "m-1",
+        "runtrace.event.callId": "c-1",
+        "runtrace.event.model_name": "m",
+        "runtrace.event.status": "ok",
+        "runtrace.event.kind": "chat",
+        "runtrace.event.source_type": "cli",
+        "runtrace.event.tokens": 12,
+        "runtrace.event.score": 0.5,
+        "runtrace.event.final": True,
+    }
+    assert not any("secret" in str(value) for value in attrs.values())
+    back = event_from_attributes("user_message", attrs)
+    assert back.type == "user_message" and back.message_id == "m-1"  # type: ignore[attr-defined]
+    # With capture on, everything goes on the span and comes back.
+    assert event_from_attributes("user_message", event_attributes(event, CAPTURE)) == event
+
+
+@pytest.mark.parametrize("name", ["content", "messages", "input", "response", "query", "question"])
+def test_more_content_names_are_left_off_core_events(name: str) -> None:
+    event = parse_event({"type": "agent_start", "prompt": "p", name: "secret"})
+    attrs = event_attributes(event, NO_CAPTURE)
+    assert set(attrs[EVENT_OMITTED]) == {"prompt", name}
+    assert "secret" not in str(attrs)
+
+
 def test_long_strings_are_truncated_with_a_marker_and_listed() -> None:
     settings = SpanSettings(capture_content=True, max_value_length=50)
     event = parse_event({"type": "text_delta", "text": "y" * 1000, "tags": ["z" * 80]})

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel
 
-from ..events import BaseEvent, event_class, parse_event
+from ..events import BaseEvent, GenericEvent, event_class, parse_event
 from ..runs import RunEventRecord, RunSnapshot, RunStatus
 
 __all__ = [
@@ -41,6 +41,8 @@ __all__ = [
     "EVENT_PREFIX",
     "EVENT_SEQUENCE",
     "EVENT_TRUNCATED",
+    "GENERIC_ID_MAX_LENGTH",
+    "GENERIC_ID_SUFFIXES",
     "GEN_AI_AGENT_NAME",
     "GEN_AI_CONVERSATION_ID",
     "GEN_AI_OPERATION_NAME",
@@ -115,9 +117,32 @@ EVENT_JSON = "runtrace.record.json"
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 CONTENT_FIELDS: frozenset[str] = frozenset(
-    {"prompt", "text", "delta", "args", "output", "summary", "plan", "metadata", "question"}
+    {
+        "prompt",
+        "text",
+        "delta",
+        "args",
+        "output",
+        "summary",
+        "plan",
+        "metadata",
+        "question",
+        "content",
+        "messages",
+        "input",
+        "response",
+        "query",
+    }
 )
-"""Event fields that carry content: user or model text, tool inputs and outputs."""
+"""Event fields that carry content: user or model text, tool inputs and outputs.
+
+Events of a type runtrace has no class for (:class:`~runtrace.events.GenericEvent`) are treated
+more strictly, since their fields are unknown: see :func:`event_attributes`."""
+
+GENERIC_ID_SUFFIXES: tuple[str, ...] = ("id", "name", "status", "kind", "type")
+"""Without capture, the only strings of a generic event that go on spans are short ones whose
+field name ends with one of these (``call_id``, ``tool_name``, ``status``...)."""
+GENERIC_ID_MAX_LENGTH = 128
 
 _TRUE = frozenset({"true", "1", "yes", "on", "span_only", "span_and_event", "event_only"})
 
@@ -311,7 +336,10 @@ def event_attributes(
     GenAI names where they exist (``gen_ai.tool.name``, ``gen_ai.tool.call.id``,
     ``gen_ai.usage.input_tokens``, ``error.type``...), ``runtrace.event.<field>`` otherwise,
     nested models flattened with dots. Content fields are left off unless
-    ``settings.capture_content``, and listed in ``runtrace.record.omitted``. Values that are not
+    ``settings.capture_content``, and listed in ``runtrace.record.omitted``; for an event of a
+    type runtrace has no class for (a ``GenericEvent``), every field but numbers, booleans and
+    short identifiers (strings of at most 128 characters named ``*id``, ``*name``, ``*status``,
+    ``*kind`` or ``*type``) counts as content. Values that are not
     flat attributes become JSON text, listed in ``runtrace.record.json``; strings longer than
     ``settings.max_value_length`` are truncated and listed in ``runtrace.record.truncated``.
     ``sequence`` (``runtrace.record.sequence``, the record's place in the run) marks the span
@@ -330,10 +358,13 @@ def event_attributes(
     omitted: list[str] | None = None
     data = event.__dict__
     extra = event.__pydantic_extra__
+    # Unknown event types: any field may be content, so without capture only numbers, booleans
+    # and short identifiers go on the span.
+    generic = not capture and type(event) is GenericEvent
     for name, value in data.items() if not extra else {**data, **extra}.items():
         if value is None or name == "type":
             continue
-        if not capture and name in content:
+        if not capture and (name in content or (generic and not _generic_on_span(name, value))):
             if omitted is None:
                 omitted = [name]
             else:
@@ -365,6 +396,19 @@ def event_attributes(
 
 
 _KEYS_BY_TYPE: dict[str, dict[str, str]] = {}
+
+
+def _generic_on_span(name: str, value: Any) -> bool:
+    """Whether a field of a generic event goes on spans with capture off: ints, floats and
+    booleans, and short strings named like identifiers."""
+    kind = type(value)
+    if kind is int or kind is float or kind is bool:
+        return True
+    return (
+        kind is str
+        and len(value) <= GENERIC_ID_MAX_LENGTH
+        and name.lower().endswith(GENERIC_ID_SUFFIXES)
+    )
 
 
 # --- attributes -> event -------------------------------------------------------------------------
