@@ -13,15 +13,22 @@ import pytest
 import runtrace.sinks.duckdb as sinkmod
 from runtrace.events import parse_event
 from runtrace.runs import RunEventRecord, RunSnapshot, RunStatus
-from runtrace.sinks.duckdb import DuckDBSink, compact, connect, runs_table, write_records
+from runtrace.sinks.duckdb import (
+    DuckDBSink,
+    compact,
+    connect,
+    load_records,
+    runs_table,
+    write_records,
+)
 from runtrace.sinks.segments import list_segments, write_segment
 from runtrace.store import RunStore
 
 
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     con = connect(db)
     try:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params).fetchall()
     finally:
         con.close()
 
@@ -133,3 +140,50 @@ def test_an_item_that_cannot_be_serialised_is_counted_and_the_rest_is_written(
         "SELECT session_id, count(*) FROM run_events JOIN runs USING (run_id) "
         "GROUP BY ALL ORDER BY 1",
     ) == [("bad", 1), ("good", 100)]
+
+
+# -- 3. write_records replaces whole runs ----------------------------------------------------
+
+
+def test_writing_back_what_was_loaded_changes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "back.duckdb"
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60)
+    run = store.create_run("s", "p")
+    sink.on_run(run)
+    for event in (
+        {"type": "tool_start", "id": "c1", "name": "bash"},
+        {"type": "tool_end", "id": "c1", "name": "bash", "output": "x", "exit_code": 1},
+        {"type": "agent_end", "text": "done"},
+    ):
+        sink.on_event(*store.record(run.id, event))
+    sink.on_run(store.finish(run.id))
+    sink.shutdown()
+    loaded = load_records(db)
+
+    rebuilt = RunStore()
+    rebuilt.replace_records(loaded)
+    assert write_records(db, rebuilt.records()) == 3
+    with DuckDBSink(db) as again:
+        assert again.write_records(rebuilt.records()) == 3
+    assert query(db, "SELECT count(*), count(DISTINCT sequence) FROM run_events") == [(3, 3)]
+    assert load_records(db) == loaded
+
+
+def test_write_records_replaces_the_stored_events_of_a_run(tmp_path: Path) -> None:
+    db = tmp_path / "replace.duckdb"
+    store = RunStore()
+    run = store.create_run("s")
+    for i in range(5):
+        store.record(run.id, {"type": "text_delta", "text": f"t{i}"})
+    other = store.create_run("s")
+    store.record(other.id, {"type": "text_delta", "text": "kept"})
+    write_records(db, store.records())
+
+    shorter = RunStore()
+    shorter.create_run("s", run_id=run.id)
+    shorter.record(run.id, {"type": "text_delta", "text": "only"})
+    write_records(db, shorter.records())
+    rows = query(db, "SELECT run_id, event->>'text' FROM run_events ORDER BY run_id, sequence")
+    assert sorted(rows) == sorted([(run.id, "only"), (other.id, "kept")])
+    assert query(db, "SELECT event_count FROM runs WHERE run_id = ?", [run.id]) == [(1,)]

@@ -209,6 +209,8 @@ class _Batch:
     events: pa.Table | None
     runs: pa.Table | None
     attempts: int = 0
+    replaces: list[str] | None = None
+    """Run ids whose stored rows and events this batch replaces whole (``write_records``)."""
 
     @property
     def event_rows(self) -> int:
@@ -267,10 +269,18 @@ def _check_read_only(path: str) -> None:
 
 
 def _insert(con: duckdb.DuckDBPyConnection, batch: _Batch) -> None:
+    if batch.replaces:
+        con.execute(
+            "DELETE FROM run_events WHERE list_contains(?::VARCHAR[], run_id)", [batch.replaces]
+        )
     if batch.runs is not None and batch.runs.num_rows:
         con.register("_rt_runs_batch", batch.runs)
         try:
-            con.execute(runs_upsert_sql(runs_select_sql("_rt_runs_batch")))
+            select = runs_select_sql("_rt_runs_batch")
+            if batch.replaces is not None:  # whole runs, as given: no version check
+                con.execute("INSERT OR REPLACE INTO runs " + select)
+            else:
+                con.execute(runs_upsert_sql(select))
         finally:
             con.unregister("_rt_runs_batch")
     if batch.events is not None and batch.events.num_rows:
@@ -536,18 +546,19 @@ class DuckDBSink:
     def write_records(self, records: Iterable[RunRecord]) -> int:
         """Write whole runs already in memory, now, in one transaction; returns events written.
 
-        Runs that have not ended are owned by this process, as if it had recorded them.
+        A run already stored is replaced whole (its row and all its events). Runs that have
+        not ended are owned by this process, as if it had recorded them. Like the module's
+        :func:`write_records`, it waits up to ``lock_timeout`` for the file's write lock
+        (replacing needs the file itself, not a segment): :class:`StoreLocked` past that.
         """
         batch = _records_batch(records, owner=self._owner)
         with self._write_lock:
             self._flush_locked()  # keep earlier snapshots earlier
-            tx = _Transaction(self.path, self._scratch_connection)
+            con = retry_locked(lambda: open_rw(self.path), self.path, self.lock_timeout)
             try:
-                tx.insert(batch)
-                tx.commit()
-            except BaseException:
-                tx.rollback()
-                raise
+                _write_in_transaction(con, self.path, [batch])
+            finally:
+                con.close()
             self._counters.events_written += batch.event_rows
             self._counters.run_rows_written += batch.run_rows
         return batch.event_rows
@@ -887,10 +898,12 @@ class DuckDBSink:
 
 
 def _records_batch(records: Iterable[RunRecord], *, owner: tuple[str, int] | None) -> _Batch:
+    """A batch replacing whole runs: their rows and all their stored events (the last record
+    of a run given twice wins)."""
     snapshots: list[RunSnapshot] = []
     run_ids: list[str] = []
     events: list[RunEventRecord] = []
-    for record in records:
+    for record in {r.snapshot.id: r for r in records}.values():
         snap = record.snapshot
         if snap.event_count != len(record.events):
             snap = snap.model_copy(update={"event_count": len(record.events)})
@@ -908,6 +921,7 @@ def _records_batch(records: Iterable[RunRecord], *, owner: tuple[str, int] | Non
     return _Batch(
         events_table(run_ids, events) if events else None,
         pa.concat_tables(tables) if tables else None,
+        replaces=[s.id for s in snapshots],
     )
 
 
@@ -920,12 +934,14 @@ def write_records(
 ) -> int:
     """Write whole runs into the file at ``path`` in one transaction; returns events written.
 
+    A run already stored is replaced whole: its row and all its events (segments included)
+    give way to the record's, so writing back what :func:`load_records` read changes nothing.
     Waits (up to ``lock_timeout``) for the write lock instead of writing a segment, so the
     data is in the file itself when it returns.
     """
     path = os.fspath(path)
-    _prepare(path, lock_timeout)
     batch = _records_batch(records, owner=owner)
+    _prepare(path, lock_timeout)
     con = retry_locked(lambda: open_rw(path), path, lock_timeout)
     try:
         _write_in_transaction(con, path, [batch])
