@@ -187,3 +187,19 @@ def test_write_records_replaces_the_stored_events_of_a_run(tmp_path: Path) -> No
     rows = query(db, "SELECT run_id, event->>'text' FROM run_events ORDER BY run_id, sequence")
     assert sorted(rows) == sorted([(run.id, "only"), (other.id, "kept")])
     assert query(db, "SELECT event_count FROM runs WHERE run_id = ?", [run.id]) == [(1,)]
+
+
+# -- 4. any file name ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["my-runs.duckdb", "my runs.duckdb", 'say "hi".duckdb'])
+def test_file_names_that_need_quoting_in_sql_work(tmp_path: Path, name: str) -> None:
+    db = tmp_path / name
+    store = RunStore()
+    with DuckDBSink(db, flush_interval=60) as sink:
+        run = store.create_run("s")
+        sink.on_run(run)
+        sink.on_event(*store.record(run.id, {"type": "agent_end", "text": "ok"}))
+    assert [r.snapshot.id for r in load_records(db)] == [run.id]
+    assert write_records(db, store.records()) == 1
+    assert query(db, "SELECT count(*) FROM run_events") == [(1,)]

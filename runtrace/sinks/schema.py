@@ -270,7 +270,8 @@ def read_schema_version(con: duckdb.DuckDBPyConnection, catalog: str) -> int | N
     if "runtrace_meta" not in tables:
         return 0 if tables & {"runs", "run_events"} else None
     row = con.execute(
-        f"SELECT value FROM {catalog}.main.runtrace_meta WHERE key = 'schema_version'"
+        f"SELECT value FROM {quote_identifier(catalog)}.main.runtrace_meta "
+        "WHERE key = 'schema_version'"
     ).fetchone()
     if row is None:
         return 0
