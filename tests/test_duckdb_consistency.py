@@ -4,6 +4,9 @@ one, nothing is lost silently, bulk writes replace whole runs, odd file names wo
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from runtrace.sinks.duckdb import (
     write_records,
 )
 from runtrace.sinks.segments import list_segments, write_segment
+from runtrace.sinks.storefile import HOST
 from runtrace.store import RunStore
 
 
@@ -203,3 +207,43 @@ def test_file_names_that_need_quoting_in_sql_work(tmp_path: Path, name: str) -> 
     assert [r.snapshot.id for r in load_records(db)] == [run.id]
     assert write_records(db, store.records()) == 1
     assert query(db, "SELECT count(*) FROM run_events") == [(1,)]
+
+
+# -- 5. fork ---------------------------------------------------------------------------------
+
+
+def test_a_forked_child_records_through_the_sink_it_inherited(tmp_path: Path) -> None:
+    db = tmp_path / "fork.duckdb"
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60)
+    parent = store.create_run("parent")
+    sink.on_run(parent)
+    for i in range(3):  # queued before the fork: the parent's to write, once
+        sink.on_event(*store.record(parent.id, {"type": "text_delta", "text": f"t{i}"}))
+
+    def child(flush: bool) -> None:
+        run = store.create_run(f"child-flush={flush}")
+        sink.on_run(run)
+        sink.on_event(*store.record(run.id, {"type": "agent_end", "text": "ok"}))
+        sink.on_run(store.finish(run.id))
+        if flush:
+            ok = sink.force_flush() and sink._thread.is_alive()
+            stats = sink.stats
+            ok = ok and (stats.events_written, stats.pending) == (1, 0)
+            sys.exit(0 if ok and sink._owner == (HOST, os.getpid()) else 3)
+        # otherwise the sink is written when the child's work returns
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=child, args=(flush,)) for flush in (True, False)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    sink.shutdown()
+    rows = query(
+        db,
+        "SELECT session_id, count(e.run_id) FROM runs LEFT JOIN run_events e USING (run_id) "
+        "GROUP BY ALL ORDER BY 1",
+    )
+    assert rows == [("child-flush=False", 1), ("child-flush=True", 1), ("parent", 3)]

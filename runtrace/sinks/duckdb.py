@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -474,11 +476,52 @@ class DuckDBSink:
         self._pool: ThreadPoolExecutor | None = None
         self._scratch: duckdb.DuckDBPyConnection | None = None
         self._closed = False
-        self._thread = threading.Thread(
+        self._fork_held = False
+        self._thread = self._start_writer()
+        atexit.register(self.shutdown)
+        _SINKS.add(self)
+        # A multiprocessing child exits with os._exit (no atexit): shut down there too.
+        multiprocessing.util.register_after_fork(self, _shutdown_at_child_exit)
+
+    def _start_writer(self) -> threading.Thread:
+        thread = threading.Thread(
             target=self._run, name=f"runtrace-duckdb:{Path(self.path).name}", daemon=True
         )
-        self._thread.start()
-        atexit.register(self.shutdown)
+        thread.start()
+        return thread
+
+    # -- fork ------------------------------------------------------------------------------
+
+    def _before_fork(self) -> None:
+        # Never fork in the middle of a flush: the child would inherit a half-done DuckDB
+        # write (an open instance that believes it holds the file's lock).
+        if not self._closed:
+            self._fork_held = self._write_lock.acquire(timeout=self.lock_timeout + 1.0)
+
+    def _after_fork_in_parent(self) -> None:
+        if self._fork_held:
+            self._fork_held = False
+            self._write_lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        """The child is a new writer: its own queue, locks, owner pid and writer thread.
+
+        What was queued before the fork belongs to the parent, which writes it; the child
+        starts empty, so nothing is written twice. Objects of the parent's threads (the
+        insert helper, the scratch connection) are kept but never used or destroyed here.
+        """
+        _ABANDONED.extend(o for o in (self._pool, self._scratch) if o is not None)
+        self._fork_held = False
+        self._pool = None
+        self._scratch = None
+        self._owner = (HOST, os.getpid())
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._write_lock = threading.Lock()
+        self._retry = []
+        self._counters = _Counters()
+        if not self._closed:
+            self._thread = self._start_writer()
 
     # -- RunSink ---------------------------------------------------------------------------
 
@@ -895,6 +938,44 @@ class DuckDBSink:
             except Exception:
                 self._counters.events_lost += b.event_rows
                 _log.exception("runtrace: %d events lost for %s", b.event_rows, self.path)
+
+
+_SINKS: weakref.WeakSet[DuckDBSink] = weakref.WeakSet()
+_ABANDONED: list[object] = []
+"""Objects a forked child inherited from its parent's threads: kept alive, never touched."""
+
+
+def _before_fork() -> None:
+    for sink in list(_SINKS):
+        sink._before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for sink in list(_SINKS):
+        sink._after_fork_in_parent()
+
+
+def _after_fork_in_child() -> None:
+    for sink in list(_SINKS):
+        sink._after_fork_in_child()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
+
+
+def _shutdown_ref(ref: weakref.ref[DuckDBSink]) -> None:
+    sink = ref()
+    if sink is not None:
+        sink.shutdown()
+
+
+def _shutdown_at_child_exit(sink: DuckDBSink) -> None:
+    """In a multiprocessing child: shut the sink down when the child's work returns."""
+    multiprocessing.util.Finalize(None, _shutdown_ref, args=(weakref.ref(sink),), exitpriority=10)
 
 
 def _records_batch(records: Iterable[RunRecord], *, owner: tuple[str, int] | None) -> _Batch:

@@ -58,6 +58,14 @@ _last_ns = 0
 _seq = 0
 
 
+def _reset_after_fork() -> None:
+    global _clock_lock
+    _clock_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def segment_dir(path: str | os.PathLike[str]) -> Path:
     """The directory holding ``path``'s segment files."""
     return Path(f"{os.fspath(path)}.segments")
