@@ -437,3 +437,15 @@ def test_model_objects_are_flattened_like_their_dicts() -> None:
     )
     from_dict = parse_event(event.model_dump())
     assert event_attributes(event, CAPTURE) == event_attributes(from_dict, CAPTURE)
+
+
+def test_undeclared_fields_of_core_events_keep_content_off_spans_without_capture() -> None:
+    event = parse_event(
+        {"type": "turn_start", "turn": 2, "system_prompt": "secret", "model_id": "m-1", "n": 3}
+    )
+    attrs = event_attributes(event, NO_CAPTURE, sequence=0)
+    assert set(attrs[EVENT_OMITTED]) == {"system_prompt"}
+    assert "secret" not in str(attrs)
+    assert attrs["runtrace.event.model_id"] == "m-1" and attrs["runtrace.event.n"] == 3
+    captured = event_attributes(event, SpanSettings(capture_content=True), sequence=0)
+    assert event_from_attributes("turn_start", captured) == event

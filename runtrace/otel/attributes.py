@@ -337,11 +337,12 @@ def event_attributes(
     ``gen_ai.usage.input_tokens``, ``error.type``...), ``runtrace.event.<field>`` otherwise,
     nested models flattened with dots. Content fields are left off unless
     ``settings.capture_content``, and listed in ``runtrace.record.omitted``; for an event of a
-    type runtrace has no class for (a ``GenericEvent``), every field but numbers, booleans and
-    short identifiers (strings of at most 128 characters named ``*id``, ``*name``, ``*status``,
-    ``*kind`` or ``*type``) counts as content. Values that are not
-    flat attributes become JSON text, listed in ``runtrace.record.json``; strings longer than
-    ``settings.max_value_length`` are truncated and listed in ``runtrace.record.truncated``.
+    type runtrace has no class for (a ``GenericEvent``), and for fields a core event does not
+    declare, every field but numbers, booleans and short identifiers (strings of at most 128
+    characters named ``*id``, ``*name``, ``*status``, ``*kind`` or ``*type``) counts as content.
+    Values that are not flat attributes become JSON text, listed in ``runtrace.record.json``;
+    strings longer than ``settings.max_value_length`` are truncated and listed in
+    ``runtrace.record.truncated``.
     ``sequence`` (``runtrace.record.sequence``, the record's place in the run) marks the span
     event as recorded through runtrace. Field names that contain dots come back nested.
     """
@@ -358,13 +359,20 @@ def event_attributes(
     omitted: list[str] | None = None
     data = event.__dict__
     extra = event.__pydantic_extra__
-    # Unknown event types: any field may be content, so without capture only numbers, booleans
-    # and short identifiers go on the span.
+    # Unknown event types, and fields a core event does not declare: any of them may be content,
+    # so without capture only numbers, booleans and short identifiers go on the span.
     generic = not capture and type(event) is GenericEvent
+    unknown_extra = extra if not capture and extra else None
     for name, value in data.items() if not extra else {**data, **extra}.items():
         if value is None or name == "type":
             continue
-        if not capture and (name in content or (generic and not _generic_on_span(name, value))):
+        if not capture and (
+            name in content
+            or (
+                (generic or (unknown_extra is not None and name in unknown_extra))
+                and not _generic_on_span(name, value)
+            )
+        ):
             if omitted is None:
                 omitted = [name]
             else:
