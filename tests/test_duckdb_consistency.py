@@ -3,6 +3,7 @@ one, nothing is lost silently, bulk writes replace whole runs, odd file names wo
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -14,6 +15,7 @@ import duckdb
 import pytest
 
 import runtrace.sinks.duckdb as sinkmod
+from runtrace.errors import JsonlImportError
 from runtrace.events import parse_event
 from runtrace.runs import RunEventRecord, RunSnapshot, RunStatus
 from runtrace.sinks.duckdb import (
@@ -24,6 +26,7 @@ from runtrace.sinks.duckdb import (
     runs_table,
     write_records,
 )
+from runtrace.sinks.jsonl import import_jsonl
 from runtrace.sinks.segments import list_segments, write_segment
 from runtrace.sinks.storefile import HOST
 from runtrace.store import RunStore
@@ -247,3 +250,19 @@ def test_a_forked_child_records_through_the_sink_it_inherited(tmp_path: Path) ->
         "GROUP BY ALL ORDER BY 1",
     )
     assert rows == [("child-flush=False", 1), ("child-flush=True", 1), ("parent", 3)]
+
+
+# -- 6. JSONL import -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("at", [10**23, 2**63, -1])
+def test_an_out_of_range_jsonl_timestamp_is_named_and_nothing_is_created(
+    tmp_path: Path, at: int
+) -> None:
+    db = tmp_path / "imp.duckdb"
+    good = {"run_id": "r1", "session_id": "s", "timestamp_ms": 1, "event": {"type": "x"}}
+    lines = [json.dumps(good), json.dumps({**good, "timestamp_ms": at})]
+    with pytest.raises(JsonlImportError, match="timestamp_ms") as info:
+        import_jsonl(lines, db)
+    assert info.value.line == 2
+    assert sorted(tmp_path.iterdir()) == []

@@ -29,6 +29,9 @@ from .duckdb import connect, write_records
 __all__ = ["ImportResult", "import_jsonl", "read_jsonl"]
 
 _FIELDS = {"run_id": str, "session_id": str, "timestamp_ms": int}
+_MAX_MS = 2**63 // 1_000_000
+"""Timestamps are epoch ms in ``[0, _MAX_MS)``: the time then also fits an OpenTelemetry
+timestamp (int64 ns) and, as ms, a BIGINT column (the core's rule for recorded events)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,12 @@ def read_jsonl(
                 raise JsonlImportError(
                     f"field {name!r} must be a {kind.__name__}, got {value!r:.80}", line=number
                 )
+        if not 0 <= obj["timestamp_ms"] < _MAX_MS:
+            raise JsonlImportError(
+                f"field 'timestamp_ms' must be epoch milliseconds in [0, {_MAX_MS}) "
+                f"(up to the year 2262), got {obj['timestamp_ms']!r:.80}",
+                line=number,
+            )
         if not isinstance(obj.get("event"), dict):
             raise JsonlImportError("field 'event' must be a JSON object", line=number)
         try:
@@ -138,7 +147,8 @@ def import_jsonl(
             ).fetchall()
         finally:
             con.close()
-        skipped = sorted(run_id for (run_id,) in found)
-        records = [r for r in records if r.snapshot.id not in set(skipped)]
+        stored = {run_id for (run_id,) in found}
+        skipped = sorted(stored)
+        records = [r for r in records if r.snapshot.id not in stored]
     written = write_records(path, records, lock_timeout=lock_timeout) if records else 0
     return ImportResult(runs=len(records), events=written, skipped=skipped)
