@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 import runtrace.sinks.duckdb as sinkmod
-from runtrace.errors import JsonlImportError
+from runtrace.errors import JsonlImportError, NotADuckDBFile
 from runtrace.events import parse_event
 from runtrace.runs import RunEventRecord, RunSnapshot, RunStatus
 from runtrace.sinks.duckdb import (
@@ -266,3 +266,17 @@ def test_an_out_of_range_jsonl_timestamp_is_named_and_nothing_is_created(
         import_jsonl(lines, db)
     assert info.value.line == 2
     assert sorted(tmp_path.iterdir()) == []
+
+
+# -- 7. a failed open leaves nothing behind --------------------------------------------------
+
+
+def test_a_failed_open_leaves_no_segment_directory(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n" * 500)
+    with pytest.raises(NotADuckDBFile):
+        DuckDBSink(notes)
+    with pytest.raises(NotADuckDBFile):
+        write_records(notes, [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert notes.read_text() == "not a database\n" * 500

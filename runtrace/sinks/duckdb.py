@@ -231,9 +231,10 @@ def _prepare(path: str, lock_timeout: float) -> None:
     """Validate (and create or migrate) the file before any batch is accepted.
 
     Raises the :class:`StoreFileError` subclass that explains a bad file. While other
-    processes read the file (a shared lock), the schema is checked read-only instead.
+    processes read the file (a shared lock), the schema is checked read-only instead. The
+    segment directory is created only once the file is known good, so a failed open leaves
+    nothing behind.
     """
-    ensure_segment_dir(path)
 
     def attempt() -> None:
         try:
@@ -249,6 +250,7 @@ def _prepare(path: str, lock_timeout: float) -> None:
             con.close()
 
     retry_locked(attempt, path, lock_timeout)
+    ensure_segment_dir(path)
 
 
 def _check_read_only(path: str) -> None:
