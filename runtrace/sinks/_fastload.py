@@ -41,20 +41,27 @@ def _model_classes(annotation: Any) -> list[type[BaseModel]]:
     return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
 
 
-def _builder(cls: type[BaseModel]) -> Builder:
-    """A function turning a parsed dict into an instance of ``cls`` (None if it cannot)."""
-    fields = cls.model_fields
-    names = frozenset(fields)
-    nested: dict[str, Builder] = {}
+def _field_plan(cls: type[BaseModel]) -> tuple[dict[str, type[BaseModel]], list[str]]:
+    """What building ``cls`` from parsed JSON needs: its nested model fields, and its float
+    fields (JSON gives ``1`` where validation would give ``1.0``)."""
+    nested: dict[str, type[BaseModel]] = {}
     floats: list[str] = []
-    for name, info in fields.items():
+    for name, info in cls.model_fields.items():
         models = _model_classes(info.annotation)
         if len(models) == 1:
-            nested[name] = _builder(models[0])
+            nested[name] = models[0]
         elif models:
             raise TypeError(f"{cls.__name__}.{name}: unions of models are not supported")
         if info.annotation is float:
             floats.append(name)
+    return nested, floats
+
+
+def _builder(cls: type[BaseModel]) -> Builder:
+    """A function turning a parsed dict into an instance of ``cls`` (None if it cannot)."""
+    names = frozenset(cls.model_fields)
+    nested_classes, floats = _field_plan(cls)
+    nested = {name: _builder(sub) for name, sub in nested_classes.items()}
     n_fields = len(names)
 
     def build(d: dict[str, Any]) -> Any:
@@ -101,22 +108,13 @@ def _group_builder(cls: type[BaseModel]) -> Callable[[list[Any]], list[Any] | No
     the declared fields; the caller then falls back to the per-document path (which parses
     the texts again, so the partly converted documents here do not matter).
     """
-    fields = cls.model_fields
-    names = frozenset(fields)
+    names = frozenset(cls.model_fields)
     # Every document has exactly the declared fields, so all objects share one fields set:
     # one GC-tracked object less per event. Safe because models are frozen and pydantic
     # copies the set before changing it (model_copy).
     shared_fields_set = set(names)
-    nested: dict[str, Callable[[list[Any]], list[Any] | None]] = {}
-    floats: list[str] = []
-    for name, info in fields.items():
-        models = _model_classes(info.annotation)
-        if len(models) == 1:
-            nested[name] = _group_builder(models[0])
-        elif models:
-            raise TypeError(f"{cls.__name__}.{name}: unions of models are not supported")
-        if info.annotation is float:
-            floats.append(name)
+    nested_classes, floats = _field_plan(cls)
+    nested = {name: _group_builder(sub) for name, sub in nested_classes.items()}
 
     def build(docs: list[Any]) -> list[Any] | None:
         if not all(map(isinstance, docs, repeat(dict))):
