@@ -138,7 +138,10 @@ def test_export_writes_parquet_partitioned_by_day(capsys, demo: DemoResult, tmp_
         (["query", "{bad_sql}", "--db", "{db}"], "Parser Error"),
         (["query", "{missing}.sql", "--db", "{db}"], "cannot read query file"),
         (["forward", "--endpoint", "localhost:4318", "--db", "{db}"], "bad --endpoint"),
-        (["forward", "--endpoint", "http://127.0.0.1:9", "--since", "soon", "--db", "{db}"], "bad --since"),
+        (
+            ["forward", "--endpoint", "http://127.0.0.1:9", "--since", "soon", "--db", "{db}"],
+            "bad --since",
+        ),
     ],
 )
 def test_errors_print_one_line_and_exit_1(
