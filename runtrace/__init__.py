@@ -37,6 +37,7 @@ from .otel import (
 from .runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus, apply_event
 from .sinks import RunSink
 from .store import RunStore
+from .version import __version__
 
 # The DuckDB side (duckdb, pyarrow) loads on first use, so agent code that only traces does not
 # pay for importing it.
@@ -83,8 +84,6 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BaseEvent",

@@ -18,8 +18,8 @@ from .attributes import (
     event_from_attributes,
     run_status,
 )
-from .hooks import CancellationToken, CancelSpanHook, RunHooks
-from .processor import RunSpanProcessor
+from .hooks import CancellationToken, RunHooks
+from .processor import CancelSpanHook, RunSpanProcessor
 from .replay import ForwardResult, forward_records, run_spans
 
 __all__ = [

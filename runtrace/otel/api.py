@@ -25,6 +25,7 @@ from ..events import BaseEvent
 from ..runs import RunEventRecord, RunSnapshot, RunStatus
 from ..sinks.base import RunSink
 from ..store import RunStore
+from ..version import __version__
 from .attributes import SpanSettings, run_span_name, run_start_attributes
 from .hooks import CancellationToken
 from .processor import RunSpanProcessor, _LiveRun, find_live_run
@@ -254,8 +255,6 @@ class Runtrace:
             raise_errors=raise_errors,
         )
         provider.add_span_processor(self.processor)  # type: ignore[attr-defined]
-        from .. import __version__
-
         self.tracer = provider.get_tracer("runtrace", __version__)
         self.processor.tracer = self.tracer
 

@@ -1,4 +1,4 @@
-"""Hooks into a run's life, the cancellation token, and the hook that ends a cancelled span.
+"""Hooks into a run's life, and the cancellation token.
 
 Hooks are the reference's ``HookExecutor``: they observe runs (start, every event, cancellation,
 end) without being sinks. Every method is optional; a hook that raises is logged and never breaks
@@ -8,16 +8,13 @@ the run (under pytest it is re-raised, so bugs show in tests).
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..errors import RunCancelled
 from ..events import BaseEvent
 from ..runs import RunSnapshot
 
-if TYPE_CHECKING:
-    from .processor import RunSpanProcessor
-
-__all__ = ["CancelSpanHook", "CancellationToken", "RunHooks"]
+__all__ = ["CancellationToken", "RunHooks"]
 
 HOOK_METHODS = ("on_run_start", "on_event", "on_run_cancelled", "on_run_end")
 
@@ -82,18 +79,3 @@ class CancellationToken:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until cancelled or ``timeout`` seconds pass; True if cancelled."""
         return self._event.wait(timeout)
-
-
-class CancelSpanHook:
-    """The built-in hook: a cancelled run's span ends at once, with the cancelled status.
-
-    The processor installs it after the user's hooks. Spans that runtrace started are ended;
-    spans started by plain OpenTelemetry code get the status and attributes, and are ended by
-    their owner as usual (ending them here would make the owner's ``end()`` warn).
-    """
-
-    def __init__(self, processor: RunSpanProcessor) -> None:
-        self._processor = processor
-
-    def on_run_cancelled(self, run_id: str, session_id: str, reason: str) -> None:
-        self._processor.end_run(run_id)

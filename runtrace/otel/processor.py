@@ -45,7 +45,7 @@ from .attributes import (
     run_end_attributes,
     run_status,
 )
-from .hooks import HOOK_METHODS, CancellationToken, CancelSpanHook
+from .hooks import HOOK_METHODS, CancellationToken
 
 __all__ = ["SPAN_EVENTS_DROPPED", "UNPARSED_SPAN_EVENT", "RunSpanProcessor"]
 
@@ -113,6 +113,21 @@ class _LiveRun:
 
 def _auto_raise() -> bool:
     return "PYTEST_CURRENT_TEST" in os.environ
+
+
+class CancelSpanHook:
+    """The built-in hook: a cancelled run's span ends at once, with the cancelled status.
+
+    The processor installs it after the user's hooks. Spans that runtrace started are ended;
+    spans started by plain OpenTelemetry code get the status and attributes, and are ended by
+    their owner as usual (ending them here would make the owner's ``end()`` warn).
+    """
+
+    def __init__(self, processor: RunSpanProcessor) -> None:
+        self._processor = processor
+
+    def on_run_cancelled(self, run_id: str, session_id: str, reason: str) -> None:
+        self._processor.end_run(run_id)
 
 
 class RunSpanProcessor(SpanProcessor):

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from ..errors import ForwardError
 from ..runs import RunRecord
+from ..version import __version__
 from . import attributes as otel_attrs
 from .attributes import SpanSettings
 
@@ -85,7 +86,6 @@ def run_spans(record: RunRecord, settings: SpanSettings | None = None) -> list[R
     Ids missing from the record are derived from the run id, as are child span ids, so replaying
     a run twice gives identical spans.
     """
-    from .. import __version__  # runtrace/__init__ imports this package first
 
     snapshot = record.snapshot
     events = record.events
