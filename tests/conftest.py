@@ -1,4 +1,4 @@
-"""Shared fixtures of the analysis tests: a tiny hand-made store and the seeded demo file."""
+"""Shared fixtures: a tiny hand-made store, the seeded demo file, a loopback OTLP receiver."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import duckdb
 import minidb
 import pytest
+from otlp_receiver import Receiver
 
 from runtrace.demo import DemoResult, run_demo
 from runtrace.sinks.duckdb import connect
@@ -38,3 +39,11 @@ def demo_con(demo: DemoResult) -> Iterator[duckdb.DuckDBPyConnection]:
     con = connect(demo.path)
     yield con
     con.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """An OTLP/HTTP traces endpoint on 127.0.0.1 (see otlp_receiver.py)."""
+    server = Receiver()
+    yield server
+    server.close()

@@ -4,18 +4,13 @@ events, status and child spans."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from opentelemetry.sdk.trace.export import SpanExportResult
+from otlp_receiver import Receiver, attributes
 
 from runtrace.cli import forward_runs, main
 from runtrace.demo import DemoResult, PlannedRun
@@ -23,59 +18,6 @@ from runtrace.errors import RuntraceError
 from runtrace.otel import ForwardError, forward_records, run_spans
 from runtrace.runs import RunRecord
 from runtrace.sinks.duckdb import load_records
-
-
-class Receiver:
-    """An OTLP/HTTP traces endpoint on 127.0.0.1 that keeps every span it is sent."""
-
-    def __init__(self) -> None:
-        self.spans: list[Span] = []
-        self.requests = 0
-        spans = self.spans
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = ExportTraceServiceRequest.FromString(body)
-                receiver.requests += 1
-                for resource_spans in request.resource_spans:
-                    for scope_spans in resource_spans.scope_spans:
-                        spans.extend(scope_spans.spans)
-                reply = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.traces_url = f"{self.url}/v1/traces"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    yield rec
-    rec.close()
-
-
-def _attrs(span: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in span.attributes:
-        value = kv.value
-        out[kv.key] = getattr(value, value.WhichOneof("value"))
-    return out
 
 
 def _find(demo: DemoResult, outcome: str, need_children: bool = False) -> tuple[str, PlannedRun]:
@@ -98,7 +40,7 @@ def test_a_cancelled_run_arrives_with_its_ids_times_events_and_status(
 ) -> None:
     run_id, planned = _find(demo, "cancelled", need_children=True)
     stored = _stored(demo_con, run_id)
-    result = forward_records(load_records(demo.path, run_ids=[run_id]), receiver.traces_url)
+    result = forward_records(load_records(demo.path, run_ids=[run_id]), receiver.endpoint)
     assert result.runs == 1
     roots = [s for s in receiver.spans if not s.parent_span_id]
     assert len(roots) == 1
@@ -110,7 +52,7 @@ def test_a_cancelled_run_arrives_with_its_ids_times_events_and_status(
     assert root.end_time_unix_nano == stored["ended_at_ms"] * 1_000_000
     assert root.status.code == Status.STATUS_CODE_ERROR
     assert root.status.message == f"cancelled: {planned.cancel_reason}"
-    attrs = _attrs(root)
+    attrs = attributes(root)
     assert attrs["runtrace.run.status"] == "cancelled"
     assert attrs["error.type"] == "cancelled"
     assert attrs["runtrace.run.id"] == run_id
@@ -127,7 +69,7 @@ def test_tool_calls_become_child_spans_with_their_outcome(
     receiver: Receiver, demo: DemoResult
 ) -> None:
     run_id, planned = _find(demo, "completed", need_children=True)
-    forward_records(load_records(demo.path, run_ids=[run_id]), receiver.traces_url)
+    forward_records(load_records(demo.path, run_ids=[run_id]), receiver.endpoint)
     tools = [e for _, e in planned.events if e["type"] == "tool_end"]
     subagents = [e for _, e in planned.events if e["type"] == "subagent_end"]
     children = [s for s in receiver.spans if s.parent_span_id]
@@ -153,7 +95,7 @@ def test_forward_command_sends_every_run_once(
     assert len(roots) == demo.workload.expected.runs
     assert len({s.span_id for s in roots}) == len(roots)
     assert f"Forwarded {len(roots)} runs ({len(receiver.spans)} spans)" in out
-    statuses = [_attrs(s)["runtrace.run.status"] for s in roots]
+    statuses = [attributes(s)["runtrace.run.status"] for s in roots]
     assert {s: statuses.count(s) for s in set(statuses)} == demo.workload.expected.status_counts
 
 

@@ -6,12 +6,8 @@ test sees exactly what a backend would: the run span, its events, child spans, c
 
 from __future__ import annotations
 
-import gzip
 import socket
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
@@ -19,82 +15,13 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 pytest.importorskip("opentelemetry.proto")
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as ProtoStatus
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from otlp_receiver import Receiver, attributes
 
 from runtrace.otel import Runtrace
 from runtrace.runs import RunStatus
-
-
-class Receiver:
-    """An OTLP/HTTP traces endpoint in a thread; ``hold`` makes it stall until released."""
-
-    def __init__(self) -> None:
-        self.spans: list[ProtoSpan] = []
-        self.requests = 0
-        self.hold = threading.Event()
-        self.hold.set()
-        self.arrived = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                receiver.arrived.set()
-                receiver.hold.wait(30)
-                request = ExportTraceServiceRequest.FromString(body)
-                for resource_spans in request.resource_spans:
-                    for scope_spans in resource_spans.scope_spans:
-                        receiver.spans.extend(scope_spans.spans)
-                receiver.requests += 1
-                payload = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200 if self.path == "/v1/traces" else 404)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.hold.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def named(self, name: str) -> list[ProtoSpan]:
-        return [s for s in self.spans if s.name == name]
-
-
-def attributes(span: Any) -> dict[str, Any]:
-    def plain(value: AnyValue) -> Any:
-        kind = value.WhichOneof("value")
-        if kind == "array_value":
-            return tuple(plain(v) for v in value.array_value.values)
-        return getattr(value, kind)
-
-    return {kv.key: plain(kv.value) for kv in span.attributes}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def forwarding_runtrace(endpoint: str) -> tuple[TracerProvider, Runtrace]:
