@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import events
 from .errors import (
+    DatabaseError,
+    DatabaseLocked,
+    DatabaseNotFound,
     ForwardError,
     JsonlImportError,
     NoActiveRun,
@@ -16,9 +19,6 @@ from .errors import (
     RunNotFound,
     RuntraceError,
     SchemaVersionError,
-    StoreFileError,
-    StoreLocked,
-    StoreNotFound,
 )
 from .events import BaseEvent, GenericEvent, parse_event
 from .otel import (
@@ -88,6 +88,9 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BaseEvent",
     "CancellationToken",
+    "DatabaseError",
+    "DatabaseLocked",
+    "DatabaseNotFound",
     "DuckDBSink",
     "ForwardError",
     "ForwardResult",
@@ -114,9 +117,6 @@ __all__ = [
     "SchemaVersionError",
     "SinkStats",
     "SpanSettings",
-    "StoreFileError",
-    "StoreLocked",
-    "StoreNotFound",
     "__version__",
     "apply_event",
     "compact",

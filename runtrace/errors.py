@@ -1,4 +1,7 @@
-"""runtrace's errors: one base class, so callers can catch everything runtrace raises at once."""
+"""runtrace's errors: one base class, so callers can catch everything runtrace raises at once.
+
+:class:`RunCancelled` stands apart on purpose: it is a signal to stop, not an error.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +28,13 @@ class NoActiveRun(RuntraceError):
     """An operation needs a current run, and none is active in this context."""
 
 
-class RunCancelled(RuntraceError):
+class RunCancelled(BaseException):
     """Raised by :meth:`CancellationToken.raise_if_cancelled` once the run was cancelled.
 
-    Leaving ``start_run`` with it ends the run as cancelled, never failed.
+    A ``BaseException``, not a :class:`RuntraceError`, for the reason ``asyncio.CancelledError``
+    is one: agent code that catches runtrace's errors (or any ``Exception``) around a step must
+    not swallow a cancellation and carry on. Leaving ``start_run`` with it ends the run as
+    cancelled, never failed.
     """
 
     def __init__(self, run_id: str, reason: str) -> None:
@@ -49,19 +55,19 @@ class ForwardError(RuntraceError):
         self.runs_sent = runs_sent
 
 
-class StoreFileError(RuntraceError):
+class DatabaseError(RuntraceError):
     """A runtrace DuckDB file cannot be used: not a DuckDB file, too new, or locked."""
 
 
-class NotADuckDBFile(StoreFileError):
+class NotADuckDBFile(DatabaseError):
     """The path exists but is not a DuckDB database."""
 
 
-class SchemaVersionError(StoreFileError):
+class SchemaVersionError(DatabaseError):
     """The file was written by a newer runtrace than this one."""
 
 
-class StoreLocked(StoreFileError):
+class DatabaseLocked(DatabaseError):
     """Another program kept the file locked past the timeout."""
 
 
@@ -69,7 +75,7 @@ class QueryError(RuntraceError):
     """A named query is unknown, or its parameters do not fit it."""
 
 
-class StoreNotFound(StoreFileError):
+class DatabaseNotFound(DatabaseError):
     """A reader was pointed at a runtrace file that does not exist."""
 
 

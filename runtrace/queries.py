@@ -252,7 +252,7 @@ def run_query(
     path to a runtrace file that is opened read-only (through
     :func:`runtrace.sinks.duckdb.connect`) and closed again. Raises :class:`QueryError` for an
     unknown query, bad parameters, or SQL that DuckDB rejects; a missing or unreadable file raises
-    the sink's :class:`~runtrace.errors.StoreFileError` subclasses.
+    the sink's :class:`~runtrace.errors.DatabaseError` subclasses.
     """
     query = name_or_file if isinstance(name_or_file, NamedQuery) else get_query(name_or_file)
     bound = query.bind(params)

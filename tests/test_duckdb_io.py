@@ -13,7 +13,7 @@ import pyarrow.dataset as pads
 import pytest
 
 import runtrace.sinks.duckdb as sinkmod
-from runtrace.errors import JsonlImportError, StoreNotFound
+from runtrace.errors import DatabaseNotFound, JsonlImportError
 from runtrace.events import parse_event
 from runtrace.runs import RunStatus
 from runtrace.sinks.duckdb import (
@@ -44,7 +44,7 @@ def count(db: Path, sql: str = "SELECT count(*) FROM run_events") -> Any:
 
 
 def test_connect_to_a_missing_file_says_so(tmp_path: Path) -> None:
-    with pytest.raises(StoreNotFound):
+    with pytest.raises(DatabaseNotFound):
         connect(tmp_path / "nope.duckdb")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from runtrace.errors import NotADuckDBFile, SchemaVersionError, StoreFileError, StoreLocked
+from runtrace.errors import DatabaseError, DatabaseLocked, NotADuckDBFile, SchemaVersionError
 from runtrace.events import parse_event
 from runtrace.runs import RunRecord, RunStatus
 from runtrace.sinks.base import RunSink
@@ -326,9 +326,9 @@ def test_a_file_held_by_another_program_raises_store_locked(db: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(StoreLocked, match="locked"):
+        with pytest.raises(DatabaseLocked, match="locked"):
             DuckDBSink(db, lock_timeout=0.3)
-        with pytest.raises(StoreFileError):
+        with pytest.raises(DatabaseError):
             connect(db, lock_timeout=0.3)
     finally:
         holder.kill()

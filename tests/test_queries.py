@@ -11,7 +11,7 @@ import pytest
 from minidb import MINI_EVENTS, MINI_RUNS, T0
 
 from runtrace.demo import DemoResult
-from runtrace.errors import QueryError, StoreFileError
+from runtrace.errors import DatabaseError, QueryError
 from runtrace.queries import get_query, list_queries, run_query
 
 REQUIRED_QUESTIONS = {
@@ -291,5 +291,5 @@ def test_list_runs_filters_by_status_and_session(demo: DemoResult, demo_con) -> 
 
 
 def test_a_missing_file_raises_the_stores_error(tmp_path: Path) -> None:
-    with pytest.raises(StoreFileError, match="no runtrace store"):
+    with pytest.raises(DatabaseError, match="no runtrace store"):
         run_query(tmp_path / "missing.duckdb", "outcome_summary")

@@ -30,7 +30,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pydantic_core
 
-from ..errors import StoreFileError, StoreNotFound
+from ..errors import DatabaseError, DatabaseNotFound
 from ..runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus
 from ._fastload import build_event_records, gc_paused
 from .schema import (
@@ -230,7 +230,7 @@ class _Batch:
 def _prepare(path: str, lock_timeout: float) -> None:
     """Validate (and create or migrate) the file before any batch is accepted.
 
-    Raises the :class:`StoreFileError` subclass that explains a bad file. While other
+    Raises the :class:`DatabaseError` subclass that explains a bad file. While other
     processes read the file (a shared lock), the schema is checked read-only instead. The
     segment directory is created only once the file is known good, so a failed open leaves
     nothing behind.
@@ -260,7 +260,7 @@ def _check_read_only(path: str) -> None:
         version = read_schema_version(con, "store")
         check_version(version, path)
         if version is None or version < SCHEMA_VERSION:
-            raise StoreFileError(
+            raise DatabaseError(
                 f"{path} needs its schema created or migrated, which needs the write lock "
                 "that another program holds"
             )
@@ -434,7 +434,7 @@ class DuckDBSink:
     times, then written aside to ``<file>.failed/`` as Parquet and counted in :attr:`stats`.
 
     Opening validates the file: :class:`~runtrace.errors.NotADuckDBFile`,
-    :class:`~runtrace.errors.SchemaVersionError` or :class:`~runtrace.errors.StoreLocked`
+    :class:`~runtrace.errors.SchemaVersionError` or :class:`~runtrace.errors.DatabaseLocked`
     (another program held it past ``lock_timeout`` seconds). With ``recover=True`` the runs
     that dead processes on this host left unfinished are marked failed
     (:func:`recover_interrupted`).
@@ -463,7 +463,7 @@ class DuckDBSink:
         if recover:
             try:
                 recover_interrupted(self.path, lock_timeout=0.0)
-            except StoreFileError as exc:  # locked by readers: the next writer recovers
+            except DatabaseError as exc:  # locked by readers: the next writer recovers
                 _log.info("recovery of %s deferred: %s", self.path, exc)
         self._owner = (HOST, os.getpid())
         self._queue: deque[tuple[RunSnapshot, RunEventRecord | None]] = deque()
@@ -594,7 +594,7 @@ class DuckDBSink:
         A run already stored is replaced whole (its row and all its events). Runs that have
         not ended are owned by this process, as if it had recorded them. Like the module's
         :func:`write_records`, it waits up to ``lock_timeout`` for the file's write lock
-        (replacing needs the file itself, not a segment): :class:`StoreLocked` past that.
+        (replacing needs the file itself, not a segment): :class:`DatabaseLocked` past that.
         """
         batch = _records_batch(records, owner=self._owner)
         with self._write_lock:
@@ -1040,7 +1040,7 @@ def write_records(
 def compact(path: str | os.PathLike[str], *, lock_timeout: float = 0.0) -> int:
     """Move every segment into the file, if its write lock is free within ``lock_timeout``.
 
-    Returns the number of segment files compacted. Raises :class:`StoreLocked` when the lock
+    Returns the number of segment files compacted. Raises :class:`DatabaseLocked` when the lock
     stays taken (a reader has the file open).
     """
     path = os.fspath(path)
@@ -1072,9 +1072,9 @@ def connect(
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise StoreNotFound(f"no runtrace store at {path}")
+        raise DatabaseNotFound(f"no runtrace store at {path}")
     # Someone else reads or writes it: the views below still show the segments.
-    with suppress(StoreFileError):
+    with suppress(DatabaseError):
         compact(path, lock_timeout=0.0)
     con = duckdb.connect(":memory:")
     try:
@@ -1084,7 +1084,7 @@ def connect(
         version = read_schema_version(con, "store")
         check_version(version, path)
         if version is None or version < SCHEMA_VERSION:
-            raise StoreFileError(
+            raise DatabaseError(
                 f"{path} is not an up-to-date runtrace store (schema version {version}); "
                 "open it once with DuckDBSink or write_records to create or migrate it"
             )
@@ -1093,7 +1093,7 @@ def connect(
         con.close()
         translated = translate_open_error(exc, path)
         if translated is exc:
-            raise StoreFileError(f"cannot read {path}: {exc}") from exc
+            raise DatabaseError(f"cannot read {path}: {exc}") from exc
         raise translated from exc
     except BaseException:
         con.close()

@@ -12,7 +12,7 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
-from ..errors import SchemaVersionError, StoreFileError
+from ..errors import DatabaseError, SchemaVersionError
 from .storefile import transaction
 
 __all__ = [
@@ -278,7 +278,7 @@ def read_schema_version(con: duckdb.DuckDBPyConnection, catalog: str) -> int | N
     try:
         return int(row[0])
     except (TypeError, ValueError):
-        raise StoreFileError(f"unreadable schema_version {row[0]!r} in runtrace_meta") from None
+        raise DatabaseError(f"unreadable schema_version {row[0]!r} in runtrace_meta") from None
 
 
 def check_version(version: int | None, path: str) -> None:

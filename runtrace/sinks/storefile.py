@@ -1,7 +1,7 @@
 """Opening a runtrace DuckDB file: error translation, lock back-off, process identity.
 
 DuckDB reports every file problem as an ``IOException`` with a message; this module turns the
-ones runtrace can explain into :class:`~runtrace.errors.StoreFileError` subclasses at open time.
+ones runtrace can explain into :class:`~runtrace.errors.DatabaseError` subclasses at open time.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import duckdb
 
-from ..errors import NotADuckDBFile, StoreFileError, StoreLocked
+from ..errors import DatabaseError, DatabaseLocked, NotADuckDBFile
 
 __all__ = [
     "HOST",
@@ -54,9 +54,9 @@ def translate_open_error(exc: BaseException, path: str) -> BaseException:
     if isinstance(exc, duckdb.Error) and "not a valid DuckDB database file" in text:
         return NotADuckDBFile(f"{path} exists but is not a DuckDB database file")
     if isinstance(exc, duckdb.SerializationException) or "older version of duckdb" in text.lower():
-        return StoreFileError(f"{path} cannot be read by this DuckDB version: {text}")
+        return DatabaseError(f"{path} cannot be read by this DuckDB version: {text}")
     if isinstance(exc, duckdb.IOException) and not is_lock_conflict(exc):
-        return StoreFileError(f"cannot open {path}: {text}")
+        return DatabaseError(f"cannot open {path}: {text}")
     return exc
 
 
@@ -76,7 +76,7 @@ def retry_locked(attempt: Callable[[], T], path: str, timeout_s: float) -> T:
 
     Writers hold the file only while they flush (milliseconds), so a short wait usually
     suffices; past ``timeout_s`` the holder is taken to be some other program and
-    :class:`StoreLocked` is raised.
+    :class:`DatabaseLocked` is raised.
     """
     deadline = time.monotonic() + timeout_s
     delay = 0.005
@@ -87,7 +87,7 @@ def retry_locked(attempt: Callable[[], T], path: str, timeout_s: float) -> T:
             if not is_lock_conflict(exc):
                 raise
             if time.monotonic() >= deadline:
-                raise StoreLocked(
+                raise DatabaseLocked(
                     f"{path} stayed locked by another program for {timeout_s:g} s: {exc}"
                 ) from exc
         time.sleep(min(delay * (0.5 + random.random()), max(deadline - time.monotonic(), 0)))
