@@ -83,37 +83,28 @@ class RunStore:
             self._events[snapshot.id] = []
         return snapshot
 
-    def record_event(
-        self,
-        run_id: str,
-        event: BaseEvent | dict[str, Any] | str | bytes,
-        *,
-        timestamp_ms: int | None = None,
-    ) -> RunSnapshot:
-        """Append ``event`` to the run and apply the status rules; returns the new snapshot.
-
-        The event is validated before anything changes, so a malformed one (which raises
-        ``pydantic.ValidationError``) leaves the run untouched.
-        """
-        return self.record(run_id, event, timestamp_ms=timestamp_ms)[0]
-
     def record(
         self,
         run_id: str,
         event: BaseEvent | dict[str, Any] | str | bytes,
         *,
-        timestamp_ms: int | None = None,
+        at_ms: int | None = None,
     ) -> tuple[RunSnapshot, RunEventRecord]:
-        """:meth:`record_event`, also returning the stored record (what sinks are given)."""
+        """Append ``event`` to the run at ``at_ms`` (epoch ms, now by default) and apply the status
+        rules; returns the new snapshot and the stored record (what sinks are given).
+
+        The event is validated before anything changes, so a malformed one (which raises
+        ``pydantic.ValidationError``) leaves the run untouched.
+        """
         model = parse_event(event)
-        if timestamp_ms is None:
+        if at_ms is None:
             at = now_ms()
-        elif isinstance(timestamp_ms, int) and 0 <= timestamp_ms < _MAX_MS:
-            at = timestamp_ms
+        elif isinstance(at_ms, int) and 0 <= at_ms < _MAX_MS:
+            at = at_ms
         else:
             raise ValueError(
-                f"timestamp_ms must be an int of epoch milliseconds in [0, {_MAX_MS}) "
-                f"(up to the year 2262), not {timestamp_ms!r}"
+                f"at_ms must be an int of epoch milliseconds in [0, {_MAX_MS}) "
+                f"(up to the year 2262), not {at_ms!r}"
             )
         with self._lock:
             snapshot = self._runs.get(run_id)

@@ -17,8 +17,8 @@ from runtrace.events import AgentEnd, AgentStart, TokenUsage
 def test_run_store_tracks_status_and_events() -> None:
     store = RunStore()
     run = store.create_run("session-1", "fix tests")
-    store.record_event(run.id, AgentStart(prompt="fix tests"))
-    store.record_event(run.id, AgentEnd(text="done", usage=TokenUsage()))
+    store.record(run.id, AgentStart(prompt="fix tests"))
+    store.record(run.id, AgentEnd(text="done", usage=TokenUsage()))
     snapshot = store.snapshot(run.id)
     assert snapshot is not None
     assert snapshot.status is RunStatus.COMPLETED
@@ -30,7 +30,7 @@ def test_run_store_tracks_status_and_events() -> None:
 def test_run_store_replaces_persisted_records() -> None:
     source = RunStore()
     run = source.create_run("session-1", "persist")
-    source.record_event(run.id, AgentStart(prompt="persist"))
+    source.record(run.id, AgentStart(prompt="persist"))
     target = RunStore()
     target.replace_records(source.records())
     assert len(target.list()) == 1
@@ -62,12 +62,12 @@ def test_create_run_refuses_an_id_already_in_use() -> None:
         store.create_run("s", run_id="run-a")
 
 
-def test_record_event_accepts_dicts_and_json_and_numbers_events_in_order() -> None:
+def test_record_accepts_dicts_and_json_and_numbers_events_in_order() -> None:
     store = RunStore()
     run = store.create_run("s")
-    store.record_event(run.id, {"type": "agent_start", "prompt": "p"})
-    store.record_event(run.id, '{"type": "tool_start", "id": "1", "name": "bash"}')
-    snapshot, record = store.record(run.id, {"type": "custom_thing", "x": 1}, timestamp_ms=42)
+    store.record(run.id, {"type": "agent_start", "prompt": "p"})
+    store.record(run.id, '{"type": "tool_start", "id": "1", "name": "bash"}')
+    snapshot, record = store.record(run.id, {"type": "custom_thing", "x": 1}, at_ms=42)
     assert record.sequence == 2 and record.timestamp_ms == 42
     assert snapshot.updated_at_ms >= store.events(run.id)[1].timestamp_ms  # never backwards
     assert [r.sequence for r in store.events(run.id)] == [0, 1, 2]
@@ -81,7 +81,7 @@ def test_record_event_accepts_dicts_and_json_and_numbers_events_in_order() -> No
 @pytest.mark.parametrize(
     "call",
     [
-        lambda s: s.record_event("run-missing", {"type": "agent_start", "prompt": "p"}),
+        lambda s: s.record("run-missing", {"type": "agent_start", "prompt": "p"}),
         lambda s: s.mark_failed("run-missing", "x"),
         lambda s: s.mark_cancelled("run-missing"),
         lambda s: s.finish("run-missing"),
@@ -106,10 +106,10 @@ def test_reading_an_unknown_run_gives_none_or_empty() -> None:
 def test_malformed_event_leaves_the_run_untouched() -> None:
     store = RunStore()
     run = store.create_run("s")
-    store.record_event(run.id, {"type": "agent_start", "prompt": "p"})
+    store.record(run.id, {"type": "agent_start", "prompt": "p"})
     before = store.snapshot(run.id)
     with pytest.raises(ValidationError, match="exit_code"):
-        store.record_event(run.id, {"type": "tool_end", "id": "1", "name": "n", "output": ""})
+        store.record(run.id, {"type": "tool_end", "id": "1", "name": "n", "output": ""})
     assert store.snapshot(run.id) == before
     assert len(store.events(run.id)) == 1
 
@@ -117,10 +117,10 @@ def test_malformed_event_leaves_the_run_untouched() -> None:
 def test_cancelled_run_is_never_overwritten_by_end_error_or_mark_failed() -> None:
     store = RunStore()
     run = store.create_run("s")
-    store.record_event(run.id, {"type": "agent_start", "prompt": "p"})
+    store.record(run.id, {"type": "agent_start", "prompt": "p"})
     store.mark_cancelled(run.id)
-    store.record_event(run.id, {"type": "agent_end", "text": "done anyway"})
-    store.record_event(run.id, {"type": "error", "message": "late"})
+    store.record(run.id, {"type": "agent_end", "text": "done anyway"})
+    store.record(run.id, {"type": "error", "message": "late"})
     store.mark_failed(run.id, "later")
     final = store.finish(run.id, error="span error")
     assert final.status is RunStatus.CANCELLED
@@ -150,7 +150,7 @@ def test_replace_records_recomputes_event_counts() -> None:
     source = RunStore()
     run = source.create_run("s")
     for i in range(3):
-        source.record_event(run.id, {"type": "turn_start", "turn": i})
+        source.record(run.id, {"type": "turn_start", "turn": i})
     record = source.records()[0]
     wrong = RunRecord(
         snapshot=record.snapshot.model_copy(update={"event_count": 99}), events=record.events
@@ -166,9 +166,9 @@ def test_records_round_trip_through_json_into_a_new_store() -> None:
     source = RunStore()
     for n in range(3):
         run = source.create_run(f"s{n}", f"prompt {n}", attributes={"n": n})
-        source.record_event(run.id, {"type": "agent_start", "prompt": "x"})
-        source.record_event(run.id, {"type": "odd", "text": "ünïcødé ✓ \u0000", "big": 2**80})
-        source.record_event(run.id, {"type": "agent_end", "text": f"done {n}"})
+        source.record(run.id, {"type": "agent_start", "prompt": "x"})
+        source.record(run.id, {"type": "odd", "text": "ünïcødé ✓ \u0000", "big": 2**80})
+        source.record(run.id, {"type": "agent_end", "text": f"done {n}"})
     adapter = TypeAdapter(list[RunRecord])
     wire = adapter.dump_json(source.records())
     json.loads(wire)  # it is plain JSON
@@ -191,7 +191,7 @@ def test_concurrent_threads_keep_every_runs_sequence_gapless() -> None:
             # every thread writes to every run, interleaved, so runs see real contention
             for i in range(runs_per_thread * events_per_run):
                 run_id = run_ids[(i + thread_index) % len(run_ids)]
-                store.record_event(run_id, {"type": "text_delta", "text": str(i)})
+                store.record(run_id, {"type": "text_delta", "text": str(i)})
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -212,7 +212,7 @@ def test_max_finished_runs_evicts_the_oldest_finished_runs_and_counts_them() -> 
     open_run = store.create_run("s", created_at_ms=0)
     finished = [store.create_run("s", created_at_ms=t).id for t in (1, 2, 3)]
     for run_id in finished:
-        store.record_event(run_id, {"type": "agent_end", "text": "ok"})
+        store.record(run_id, {"type": "agent_end", "text": "ok"})
         final = store.finish(run_id)
         assert final.status is RunStatus.COMPLETED  # the caller still gets the final snapshot
     assert store.evicted_runs == 1
@@ -238,6 +238,6 @@ def test_negative_max_finished_runs_is_refused() -> None:
 def test_an_out_of_range_timestamp_is_refused_and_changes_nothing(bad: object) -> None:
     store = RunStore()
     run = store.create_run("s")
-    with pytest.raises(ValueError, match="timestamp_ms"):
-        store.record_event(run.id, {"type": "text_delta", "text": "x"}, timestamp_ms=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at_ms"):
+        store.record(run.id, {"type": "text_delta", "text": "x"}, at_ms=bad)  # type: ignore[arg-type]
     assert store.events(run.id) == [] and store.snapshot(run.id) == run

@@ -284,7 +284,7 @@ class RunSpanProcessor(SpanProcessor):
     ) -> RunSnapshot:
         """The hot path of :meth:`record`, for callers that hold the live run."""
         ns = _time_ns() if timestamp_ns is None else timestamp_ns
-        snapshot, record = self.store.record(live.run_id, event, timestamp_ms=ns // 1_000_000)
+        snapshot, record = self.store.record(live.run_id, event, at_ms=ns // 1_000_000)
         if on_span and not live.settled and live.recorded:
             model = record.event
             event_type = model.type
