@@ -1,42 +1,27 @@
-"""A seeded, realistic agent workload recorded through the real recording API.
+"""The demo's plan, decided from the seed alone: every run's events, simulated times and outcome.
 
-The demo is in two halves. :func:`plan_workload` decides everything from the seed: agents,
-sessions, each run's events (planning, steps, turns with token usage, tool calls with simulated
-latencies and failing exit codes, subagents, confirmations) and how each run ends (completed,
-failed by an ``error`` event, failed by an exception, cancelled through ``run.cancel()``, or left
-open as by a killed process), plus a few long runs with thousands of events. :func:`record_workload`
-then drives :class:`runtrace.otel.Runtrace` with it, exactly as an agent would, so the demo file is
-what the recording path really produces. :class:`Expected` holds the counts that follow from the
-plan, so tests can check every query against the workload instead of against magic numbers.
-
-Nothing sleeps. The plan's times (``PlannedRun.start_ms`` and each event's offset) are simulated,
-and recorded through the API's explicit times (``start_time_ns``, ``timestamp_ns``, ``at_ns``,
-``end_time_ns``), so durations and tool latencies in the file are the plan's, spread over a day.
+:class:`Expected` holds the counts that follow from the plan, so tests check queries against the
+workload instead of against magic numbers.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .profiles import AGENTS, TOOLS, AgentProfile
+
 __all__ = [
-    "AGENTS",
+    "DAY_MS",
     "DEFAULT_RUNS",
     "DEFAULT_SEED",
-    "TOOLS",
-    "DemoAgentError",
-    "DemoResult",
     "Expected",
     "PlannedRun",
     "Workload",
     "plan_workload",
-    "record_workload",
-    "run_demo",
 ]
 
 DEFAULT_RUNS = 1_000
@@ -44,141 +29,6 @@ DEFAULT_SEED = 7
 DAY_MS = 24 * 3_600_000
 
 
-@dataclass(frozen=True)
-class ToolProfile:
-    """How a simulated tool behaves: median latency, spread, how often it fails and how."""
-
-    median_ms: float
-    sigma: float
-    failure_rate: float
-    failures: tuple[tuple[int, str, str], ...]  # (exit_code, error_kind, output)
-
-
-TOOLS: dict[str, ToolProfile] = {
-    "read_file": ToolProfile(25, 0.6, 0.04, ((1, "not_found", "No such file or directory"),)),
-    "write_file": ToolProfile(40, 0.5, 0.01, ((1, "permission", "Permission denied"),)),
-    "grep": ToolProfile(120, 0.8, 0.03, ((2, "bad_pattern", "grep: Unmatched ( or \\("),)),
-    "bash": ToolProfile(
-        900,
-        1.1,
-        0.12,
-        (
-            (1, "exit_status", "make: *** [build] Error 1"),
-            (127, "not_found", "bash: cargo: command not found"),
-            (137, "killed", "Killed (out of memory)"),
-        ),
-    ),
-    "run_tests": ToolProfile(
-        7_000, 0.7, 0.25, ((1, "tests_failed", "FAILED tests/test_api.py::test_login"),)
-    ),
-    "web_search": ToolProfile(1_400, 0.5, 0.05, ((1, "timeout", "search timed out after 10s"),)),
-    "http_get": ToolProfile(
-        500,
-        0.9,
-        0.08,
-        ((22, "http_error", "HTTP 404 Not Found"), (28, "timeout", "operation timed out")),
-    ),
-    "sql_query": ToolProfile(300, 1.0, 0.06, ((1, "sql_error", "column does not exist"),)),
-}
-
-
-@dataclass(frozen=True)
-class AgentProfile:
-    """A simulated agent: its tools, how much it plans, talks and delegates, how it ends."""
-
-    tools: tuple[str, ...]
-    turns: tuple[int, int]
-    tools_per_turn: tuple[int, int]
-    plans: float
-    delegates: float
-    verifies: float
-    tokens_in: int
-    tokens_out: int
-    fail_rate: float
-    cancel_rate: float
-    prompts: tuple[str, ...]
-
-
-AGENTS: dict[str, AgentProfile] = {
-    "coder": AgentProfile(
-        ("read_file", "write_file", "grep", "bash", "run_tests"),
-        (3, 9),
-        (1, 3),
-        0.6,
-        0.15,
-        0.7,
-        6_000,
-        900,
-        0.10,
-        0.06,
-        (
-            "Fix the failing login test",
-            "Add pagination to the orders endpoint",
-            "Refactor the config loader",
-            "Upgrade the HTTP client and fix breakages",
-        ),
-    ),
-    "researcher": AgentProfile(
-        ("web_search", "http_get", "read_file", "write_file"),
-        (2, 6),
-        (1, 4),
-        0.4,
-        0.25,
-        0.2,
-        9_000,
-        1_400,
-        0.07,
-        0.05,
-        (
-            "Compare vector databases for our workload",
-            "Summarise the latest OpenTelemetry GenAI conventions",
-            "Find prior art on run cancellation semantics",
-        ),
-    ),
-    "reviewer": AgentProfile(
-        ("read_file", "grep", "bash"),
-        (1, 4),
-        (1, 2),
-        0.1,
-        0.0,
-        0.9,
-        4_000,
-        600,
-        0.05,
-        0.03,
-        ("Review PR #412", "Review the migration script", "Check the release notes"),
-    ),
-    "analyst": AgentProfile(
-        ("sql_query", "read_file", "write_file", "bash"),
-        (2, 7),
-        (1, 3),
-        0.5,
-        0.1,
-        0.4,
-        5_000,
-        800,
-        0.12,
-        0.04,
-        (
-            "Weekly revenue by region",
-            "Why did signups drop on Tuesday?",
-            "Build the churn cohort table",
-        ),
-    ),
-    "support": AgentProfile(
-        ("http_get", "sql_query", "read_file"),
-        (1, 3),
-        (0, 2),
-        0.05,
-        0.05,
-        0.1,
-        2_500,
-        400,
-        0.04,
-        0.10,
-        ("Customer cannot reset password", "Refund request for order 8812", "Where is my invoice?"),
-    ),
-}
 _AGENT_WEIGHTS = {"coder": 35, "researcher": 20, "reviewer": 15, "analyst": 15, "support": 15}
 
 _RUN_ERRORS = (
@@ -197,10 +47,6 @@ _SUBAGENTS = ("explorer", "test-writer", "summariser")
 
 _STATUS_OF_OUTCOME = {"crashed": "failed", "interrupted": "executing"}
 _INTERRUPT_RATE = 0.01
-
-
-class DemoAgentError(RuntimeError):
-    """What a simulated agent raises when it crashes: the run ends failed, the demo goes on."""
 
 
 @dataclass
@@ -562,7 +408,7 @@ def plan_workload(
         raise ValueError("a demo needs at least one run")
     rng = random.Random(seed)
     if start_ms is None:
-        from .runs import now_ms
+        from ..runs import now_ms
 
         start_ms = now_ms() - DAY_MS
     long_runs = max(1, round(runs * 0.003))
@@ -582,78 +428,3 @@ def plan_workload(
             planned.append(run)
             at += run.end_offset_ms + rng.randint(2_000, 120_000)  # the user reads, then asks again
     return Workload(seed=seed, runs=planned, expected=_expected(planned))
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    """What :func:`run_demo` recorded: the workload, where, and the run ids in plan order."""
-
-    path: str
-    workload: Workload
-    run_ids: list[str]
-
-
-ProgressCallback = Callable[[int, int], None]
-
-
-def record_workload(
-    rt: Any, workload: Workload, *, progress: ProgressCallback | None = None
-) -> list[str]:
-    """Record every planned run through ``rt`` (a :class:`runtrace.otel.Runtrace`); returns ids.
-
-    Each run is started with ``rt.begin_run`` at its planned time, its events recorded with
-    ``run.record`` at theirs, then ended as planned: normally, by an ``error`` event, by an
-    exception handed to ``run.end`` (what leaving ``start_run`` does), or by
-    ``run.cancel(reason)``. An interrupted run is never ended, as if its process had been killed
-    mid-run.
-    """
-    ms = 1_000_000
-    run_ids: list[str] = []
-    total = len(workload.runs)
-    for done, planned in enumerate(workload.runs, start=1):
-        attributes = {"runtrace.demo.index": planned.index, "runtrace.demo.seed": workload.seed}
-        handle = rt.begin_run(
-            planned.session_id,
-            prompt=planned.prompt,
-            agent_name=planned.agent_name,
-            attributes=attributes,
-            start_time_ns=planned.start_ms * ms,
-        )
-        run_ids.append(handle.id)
-        for offset, event in planned.events:
-            handle.record(event, timestamp_ns=(planned.start_ms + offset) * ms)
-        end_ns = (planned.start_ms + planned.end_offset_ms) * ms
-        if planned.outcome == "cancelled":
-            handle.cancel(planned.cancel_reason, at_ns=end_ns)
-        elif planned.outcome == "crashed":
-            handle.end(DemoAgentError(planned.error), end_time_ns=end_ns)
-        elif planned.outcome != "interrupted":
-            handle.end(end_time_ns=end_ns)
-        if progress is not None:
-            progress(done, total)
-    return run_ids
-
-
-def run_demo(
-    path: str | os.PathLike[str] = "runtrace.duckdb",
-    runs: int = DEFAULT_RUNS,
-    seed: int = DEFAULT_SEED,
-    *,
-    progress: ProgressCallback | None = None,
-) -> DemoResult:
-    """Plan the workload and record it into the DuckDB file at ``path`` through ``Runtrace``."""
-    from opentelemetry.sdk.trace import TracerProvider
-
-    from .otel import Runtrace
-    from .sinks.duckdb import DuckDBSink
-
-    workload = plan_workload(runs, seed)
-    provider = TracerProvider()
-    sink = DuckDBSink(os.fspath(path))
-    rt = Runtrace(tracer_provider=provider, sinks=[sink])
-    try:
-        run_ids = record_workload(rt, workload, progress=progress)
-    finally:
-        rt.shutdown()
-        provider.shutdown()
-    return DemoResult(path=os.fspath(path), workload=workload, run_ids=run_ids)
