@@ -1,0 +1,42 @@
+"""The ``runtrace`` command: a thin layer over the library, one subcommand per task.
+
+Every command takes ``--db PATH`` (default ``$RUNTRACE_DB``, else ``runtrace.duckdb``). Read
+commands open the file read-only through :func:`runtrace.connect`, so they work while agents are
+recording into it. Expected failures (a missing file, an unknown run, bad SQL, a bad parameter)
+print one line to stderr and exit with status 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import duckdb
+
+from ..errors import RuntraceError
+from .commands import default_db
+from .parser import build_parser
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``runtrace`` command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "db"):
+        args.db = default_db()
+    if args.command == "demo":
+        from ..demo import DEFAULT_RUNS, DEFAULT_SEED
+
+        args.runs = DEFAULT_RUNS if args.runs is None else args.runs
+        args.seed = DEFAULT_SEED if args.seed is None else args.seed
+    try:
+        return int(args.handler(args, sys.stdout))
+    except BrokenPipeError:  # `runtrace runs | head`
+        return 0
+    except (RuntraceError, OSError, ValueError, duckdb.Error) as exc:
+        text = str(exc).strip()
+        message = text.splitlines()[0] if text else type(exc).__name__
+        print(f"runtrace {args.command}: error: {message}", file=sys.stderr)
+        return 1

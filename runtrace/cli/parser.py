@@ -1,0 +1,145 @@
+"""The ``runtrace`` argument parser: one subcommand per library call, each with an example."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from . import commands
+
+__all__ = ["build_parser"]
+
+
+_EXAMPLES = """\
+examples:
+  runtrace demo                                   record the demo workload into runtrace.duckdb
+  runtrace runs --status failed --limit 5
+  runtrace show run-1f0c...
+  runtrace query tool_stats --format csv
+  runtrace query session_timeline -p session_id=sess-7-00001
+  runtrace forward --endpoint http://localhost:4318 --since 2h
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``runtrace`` argument parser; ``--db`` works before or after the command."""
+    db_parent = argparse.ArgumentParser(add_help=False)
+    db_parent.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="the runtrace DuckDB file (default: $RUNTRACE_DB, else runtrace.duckdb)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="runtrace",
+        description="Record, query and replay AI agent runs stored in a local DuckDB file.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[db_parent],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str, example: str, handler: Callable[..., int]) -> Any:
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[db_parent],
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    fmt_help = "output format (default: table)"
+    p = add(
+        "demo",
+        "Record a seeded, realistic demo workload and print the outcome summary.",
+        "runtrace demo --db demo.duckdb --runs 2000 --seed 42",
+        commands.demo,
+    )
+    p.add_argument("--runs", type=int, default=None, help="how many runs (default: 1000)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 7)")
+    p.add_argument("--append", action="store_true", help="add to an existing file")
+
+    p = add(
+        "runs",
+        "List runs, newest first.",
+        "runtrace runs --status cancelled --limit 10",
+        commands.runs,
+    )
+    p.add_argument("--status", help="only runs with this status (completed, failed, ...)")
+    p.add_argument("--session", help="only runs of this session id")
+    p.add_argument("--limit", type=int, default=20, help="at most this many runs (default: 20)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help=fmt_help)
+
+    p = add(
+        "show",
+        "Show one run: its snapshot and event timeline.",
+        "runtrace show RUN_ID",
+        commands.show,
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many events")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help=fmt_help)
+
+    p = add(
+        "query",
+        "Run a named query (see `runtrace queries`) or a .sql file.",
+        "runtrace query duration_percentiles -p status=completed --format json",
+        commands.query,
+    )
+    p.add_argument("name", metavar="NAME|FILE.sql")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a query parameter; repeat for several",
+    )
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help=fmt_help)
+
+    add(
+        "queries",
+        "List the named queries with what they answer.",
+        "runtrace queries",
+        commands.queries,
+    )
+
+    p = add(
+        "export",
+        "Export runs and events as Parquet, partitioned by day.",
+        "runtrace export --parquet out/",
+        commands.export,
+    )
+    p.add_argument("--parquet", required=True, metavar="DIR", help="output directory")
+
+    p = add(
+        "import",
+        "Import a JSON-lines event stream ({run_id, session_id, timestamp_ms, event} a line).",
+        "runtrace import events.jsonl",
+        commands.import_,
+    )
+    p.add_argument("file", metavar="FILE.jsonl")
+
+    p = add(
+        "forward",
+        "Replay stored runs to an OTLP/HTTP backend as spans with their original ids and times.",
+        "runtrace forward --endpoint http://localhost:4318 --since 2026-01-31",
+        commands.forward,
+    )
+    p.add_argument(
+        "--endpoint",
+        required=True,
+        metavar="URL",
+        help="OTLP/HTTP base URL or traces URL (/v1/traces is added when the path is empty)",
+    )
+    p.add_argument("--since", help="only runs created since: epoch ms, ISO time, or 30m/2h/7d")
+    p.add_argument("--run", metavar="RUN_ID", help="only this run")
+    p.add_argument(
+        "--header", action="append", default=[], metavar="KEY=VALUE", help="an HTTP header"
+    )
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    return parser
