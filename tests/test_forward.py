@@ -12,9 +12,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from opentelemetry.sdk.trace.export import SpanExportResult
 from otlp_receiver import Receiver, attributes
 
-from runtrace.cli import forward_runs, main
+from runtrace.cli import main
 from runtrace.demo import DemoResult, PlannedRun
 from runtrace.errors import RuntraceError
+from runtrace.forward import forward_runs
 from runtrace.otel import ForwardError, forward_records, run_spans
 from runtrace.runs import RunRecord
 from runtrace.sinks.duckdb import load_records
