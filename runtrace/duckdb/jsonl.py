@@ -24,7 +24,7 @@ from .. import runs
 from ..errors import JsonlImportError
 from ..events import parse_event
 from ..runs import RunEventRecord, RunRecord, RunSnapshot
-from .duckdb import connect, write_records
+from .sink import connect, write_records
 
 __all__ = ["ImportResult", "import_jsonl", "read_jsonl"]
 

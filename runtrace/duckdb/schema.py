@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import DatabaseError, SchemaVersionError
-from .storefile import transaction
+from .database import transaction
 
 __all__ = [
     "EVENT_BATCH_SCHEMA",

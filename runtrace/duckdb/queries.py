@@ -30,7 +30,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from .errors import QueryError
+from ..errors import QueryError
 
 __all__ = [
     "NamedQuery",
@@ -236,7 +236,7 @@ def get_query(name_or_file: str | os.PathLike[str]) -> NamedQuery:
 
 
 def _open(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
-    from .sinks.duckdb import connect  # the sink's read-only view, live segments included
+    from .sink import connect  # the read-only view, live segments included
 
     return connect(path)
 

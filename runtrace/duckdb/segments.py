@@ -35,7 +35,7 @@ from .schema import (
     runs_select_sql,
     runs_upsert_sql,
 )
-from .storefile import HOST, pid_alive
+from .database import HOST, pid_alive
 
 __all__ = [
     "EVENTS_SUFFIX",

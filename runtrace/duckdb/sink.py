@@ -32,7 +32,7 @@ import pydantic_core
 
 from ..errors import DatabaseError, DatabaseNotFound
 from ..runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus
-from ._fastload import build_event_records, gc_paused
+from .fastload import build_event_records, gc_paused
 from .schema import (
     EVENT_BATCH_SCHEMA,
     EVENT_COLUMNS,
@@ -58,7 +58,7 @@ from .segments import (
     segment_dir,
     write_segment,
 )
-from .storefile import (
+from .database import (
     HOST,
     is_lock_conflict,
     open_rw,
