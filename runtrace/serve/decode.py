@@ -4,8 +4,9 @@
 A malformed span (missing or zero ids, absurd times, end before start, over a limit) is rejected
 alone with its reason, for the response's ``partial_success``; the rest of the request goes on.
 Values OpenTelemetry attributes cannot hold (maps, byte strings, mixed or nested arrays) become
-JSON strings, losslessly: a map is a JSON object, bytes ``{"bytesValue": "<base64>"}`` (the
-OTLP/JSON spelling), non-finite doubles ``"NaN"``/``"Infinity"``/``"-Infinity"``.
+JSON strings, losslessly: a map is a JSON object, an array a JSON array, bytes
+``{"bytesValue": "<base64>"}`` and a non-finite double ``{"doubleValue": "NaN"}`` (or
+``"Infinity"``, ``"-Infinity"``), as OTLP/JSON spells them.
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"bytesValue": base64.b64encode(value).decode("ascii")}
     if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return {"doubleValue": text}
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
@@ -485,6 +487,7 @@ def decode_logs(
                         severity_text=record.severity_text,
                         scope_name=scope.name,
                         scope_version=scope.version,
+                        dropped_attributes=record.dropped_attributes_count,
                     )
                 )
     return out

@@ -55,7 +55,8 @@ class LogItem:
 
     ``event_name`` is the record's ``event_name`` field, else its ``event.name`` attribute, else
     ``""``. ``at_ns`` is ``time_unix_nano``, else ``observed_time_unix_nano``. ``trace_id`` and
-    ``span_id`` are 0 when the record is tied to no span.
+    ``span_id`` are 0 when the record is tied to no span. ``dropped_attributes``: as the sender
+    counted them.
     """
 
     trace_id: int
@@ -69,6 +70,7 @@ class LogItem:
     severity_text: str = ""
     scope_name: str = ""
     scope_version: str = ""
+    dropped_attributes: int = 0
 
 
 class Ingest(Protocol):

@@ -1,5 +1,6 @@
 """Shared pieces of the receiver's tests: a collecting span processor that can be made slow,
-the sender subprocess, and waiting for a condition (bounded, never a timed assertion)."""
+the sender subprocess, waiting for a condition (bounded, never a timed assertion), and
+hand-built OTLP protobuf requests."""
 
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+    KeyValueList,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from runtrace.serve import LogItem
@@ -77,3 +88,70 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 def as_json(value: Any) -> Any:
     """What ``value`` looks like after a JSON round trip (tuples become lists)."""
     return json.loads(json.dumps(value))
+
+
+NOW_NS = time.time_ns()
+TRACE_ID = bytes(range(1, 17))
+
+
+def pb_span(
+    span_id: int = 1,
+    *,
+    trace_id: bytes = TRACE_ID,
+    name: str = "span",
+    start: int = NOW_NS - 2_000_000,
+    end: int = NOW_NS - 1_000_000,
+    **fields: Any,
+) -> Span:
+    """A protobuf span with valid ids and times unless told otherwise."""
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id.to_bytes(8, "big") if isinstance(span_id, int) else span_id,
+        name=name,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        **fields,
+    )
+
+
+def traces_request(
+    *spans: Span, resource: dict[str, Any] | None = None
+) -> ExportTraceServiceRequest:
+    """One resource, one scope, these spans."""
+    attributes = [KeyValue(key=k, value=any_value(v)) for k, v in (resource or {}).items()]
+    return ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                resource=PbResource(attributes=attributes),
+                scope_spans=[
+                    ScopeSpans(scope=InstrumentationScope(name="test"), spans=list(spans))
+                ],
+            )
+        ]
+    )
+
+
+def any_value(value: Any) -> AnyValue:
+    """A plain Python value as an OTLP AnyValue (dicts become kvlists, bytes bytes)."""
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    if isinstance(value, (list, tuple)):
+        return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
+    if isinstance(value, dict):
+        pairs = [KeyValue(key=k, value=any_value(v)) for k, v in value.items()]
+        return AnyValue(kvlist_value=KeyValueList(values=pairs))
+    if value is None:
+        return AnyValue()
+    raise TypeError(f"no AnyValue for {type(value).__name__}")
+
+
+def attributes(values: dict[str, Any]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=any_value(v)) for k, v in values.items()]
