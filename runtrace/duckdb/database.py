@@ -18,15 +18,6 @@ import duckdb
 
 from ..errors import DatabaseError, DatabaseLocked, NotADuckDBFile
 
-__all__ = [
-    "HOST",
-    "is_lock_conflict",
-    "open_rw",
-    "pid_alive",
-    "retry_locked",
-    "translate_open_error",
-]
-
 HOST = socket.gethostname()
 
 _LOCK_MARKERS = (

@@ -27,8 +27,6 @@ from pydantic import BaseModel
 from ..events import BaseEvent, GenericEvent, core_event_types, event_class, parse_event
 from ..runs import RunEventRecord
 
-__all__ = ["build_event_records", "build_events", "build_events_by_type", "gc_paused"]
-
 _new = object.__new__
 _set = object.__setattr__
 _CHUNK = 200_000
@@ -182,7 +180,10 @@ def build_events(texts: list[str]) -> list[BaseEvent]:
     builders = _BUILDERS
     generic = _GENERIC
     for text, doc in zip(texts, _parse(texts), strict=True):
-        event = builders.get(doc.get("type"), generic)(doc) if isinstance(doc, dict) else None
+        event = None
+        if isinstance(doc, dict):
+            kind = doc.get("type")
+            event = (builders.get(kind, generic) if isinstance(kind, str) else generic)(doc)
         out.append(event if event is not None else parse_event(text))
     return out
 

@@ -24,9 +24,8 @@ from .. import runs
 from ..errors import JsonlImportError
 from ..events import parse_event
 from ..runs import RunEventRecord, RunRecord, RunSnapshot
-from .sink import connect, write_records
-
-__all__ = ["ImportResult", "import_jsonl", "read_jsonl"]
+from .read import reading
+from .write import write_records
 
 _FIELDS = {"run_id": str, "session_id": str, "timestamp_ms": int}
 _MAX_MS = 2**63 // 1_000_000
@@ -48,10 +47,10 @@ def _lines(source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[str])
         with open(source, encoding="utf-8") as fh:
             yield from fh
     elif isinstance(source, io.IOBase) and "b" in getattr(source, "mode", "b"):
-        for raw in source:  # type: ignore[union-attr]
+        for raw in source:
             yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
     else:
-        for line in source:  # type: ignore[union-attr]
+        for line in source:
             yield line.decode("utf-8") if isinstance(line, bytes) else line
 
 
@@ -110,7 +109,7 @@ def read_jsonl(
             created_at_ms=first_at,
             updated_at_ms=first_at,
         )
-        run_events = []
+        run_events: list[RunEventRecord] = []
         for at, _, event in entries:
             run_events.append(
                 RunEventRecord.model_construct(
@@ -134,19 +133,16 @@ def import_jsonl(
 
     ``source`` is a path, an open file or an iterable of lines. Runs already in the file are
     skipped (listed in the result). Imported runs have no owning process, so
-    :func:`~runtrace.sinks.duckdb.recover_interrupted` leaves the unfinished ones alone.
+    :func:`~runtrace.duckdb.recover_interrupted` leaves the unfinished ones alone.
     """
     records, _ = read_jsonl(source)
     skipped: list[str] = []
     if os.path.exists(path) and records:
-        con = connect(path, lock_timeout=lock_timeout)
-        try:
+        with reading(path, lock_timeout) as con:
             found = con.sql(
                 "SELECT run_id FROM runs WHERE list_contains(?, run_id)",
                 params=[[r.snapshot.id for r in records]],
             ).fetchall()
-        finally:
-            con.close()
         stored = {run_id for (run_id,) in found}
         skipped = sorted(stored)
         records = [r for r in records if r.snapshot.id not in stored]

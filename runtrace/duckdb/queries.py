@@ -32,15 +32,6 @@ import pyarrow as pa
 
 from ..errors import QueryError
 
-__all__ = [
-    "NamedQuery",
-    "QueryParam",
-    "get_query",
-    "list_queries",
-    "parse_query",
-    "run_query",
-]
-
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PARAM_RE = re.compile(
     r"^--\s+\$(?P<name>[A-Za-z_]\w*)\s+(?P<type>[A-Za-z]+)"
@@ -236,7 +227,7 @@ def get_query(name_or_file: str | os.PathLike[str]) -> NamedQuery:
 
 
 def _open(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
-    from .sink import connect  # the read-only view, live segments included
+    from .read import connect  # the read-only view, live segments included
 
     return connect(path)
 
@@ -250,9 +241,9 @@ def run_query(
 
     ``con_or_path`` is an open DuckDB connection (with no unfinished result pending on it), or a
     path to a runtrace file that is opened read-only (through
-    :func:`runtrace.sinks.duckdb.connect`) and closed again. Raises :class:`QueryError` for an
+    :func:`runtrace.connect`) and closed again. Raises :class:`QueryError` for an
     unknown query, bad parameters, or SQL that DuckDB rejects; a missing or unreadable file raises
-    the sink's :class:`~runtrace.errors.DatabaseError` subclasses.
+    the :class:`~runtrace.errors.DatabaseError` subclasses.
     """
     query = name_or_file if isinstance(name_or_file, NamedQuery) else get_query(name_or_file)
     bound = query.bind(params)

@@ -15,25 +15,6 @@ import pyarrow as pa
 from ..errors import DatabaseError, SchemaVersionError
 from .database import transaction
 
-__all__ = [
-    "EVENT_BATCH_SCHEMA",
-    "EVENT_COLUMNS",
-    "RUNS_AS_TEXT",
-    "RUN_BATCH_SCHEMA",
-    "RUN_COLUMNS",
-    "RUN_JSON_COLUMNS",
-    "SCHEMA_VERSION",
-    "SEGMENTS_TABLE",
-    "TERMINAL_STATUS_VALUES",
-    "ensure_schema",
-    "events_select_sql",
-    "quote_identifier",
-    "read_schema_version",
-    "run_version_sql",
-    "runs_select_sql",
-    "runs_upsert_sql",
-]
-
 SCHEMA_VERSION: Final = 1
 """Version this runtrace writes. Files with a larger one are refused; smaller ones migrated."""
 
@@ -288,6 +269,24 @@ def check_version(version: int | None, path: str) -> None:
             f"{path} has runtrace schema version {version}; this runtrace reads up to "
             f"version {SCHEMA_VERSION}. Upgrade runtrace to open it."
         )
+
+
+ATTACHED: Final = "db"
+"""The catalog name a reader attaches the file under (``db.main.runs`` is the file alone)."""
+
+
+def attach_read_only(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Attach the file at ``path`` read-only to ``con`` as :data:`ATTACHED`."""
+    con.execute(f"ATTACH ? AS {ATTACHED} (READ_ONLY)", [path])
+
+
+def require_current(con: duckdb.DuckDBPyConnection, path: str, outdated: str) -> None:
+    """Check the attached file's schema version: too new raises ``SchemaVersionError``; none
+    or an older one raises ``DatabaseError`` with ``outdated`` (``{path}``, ``{version}``)."""
+    version = read_schema_version(con, ATTACHED)
+    check_version(version, path)
+    if version is None or version < SCHEMA_VERSION:
+        raise DatabaseError(outdated.format(path=path, version=version))
 
 
 def _complete(con: duckdb.DuckDBPyConnection, catalog: str) -> bool:

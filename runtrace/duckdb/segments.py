@@ -19,6 +19,8 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -26,26 +28,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .database import HOST, open_rw, pid_alive, retry_locked, transaction
 from .schema import (
     EVENT_COLUMNS,
     RUN_COLUMNS,
     SEGMENTS_TABLE,
+    ensure_schema,
     events_select_sql,
     run_version_sql,
     runs_select_sql,
     runs_upsert_sql,
 )
-from .database import HOST, pid_alive
-
-__all__ = [
-    "EVENTS_SUFFIX",
-    "RUNS_SUFFIX",
-    "compact_segments",
-    "ensure_segment_dir",
-    "list_segments",
-    "segment_dir",
-    "write_segment",
-]
 
 EVENTS_SUFFIX: Final = ".events.parquet"
 RUNS_SUFFIX: Final = ".runs.parquet"
@@ -227,3 +220,40 @@ def delete_files(files: list[Path]) -> None:
     """Remove compacted segment files; a file already gone is fine."""
     for f in files:
         f.unlink(missing_ok=True)
+
+
+@contextmanager
+def compacting_transaction(
+    path: str, lock_timeout: float
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, list[Path]]]:
+    """The file open for writing, its segments compacted in, in one transaction around the
+    block; yields the connection and the segment files compacted.
+
+    Waits up to ``lock_timeout`` for the write lock (:class:`~runtrace.errors.DatabaseLocked`
+    past that) and creates or migrates the schema first. The compacted segment files are
+    deleted once the transaction has committed; on an error nothing changes.
+    """
+    con = retry_locked(lambda: open_rw(path), path, lock_timeout)
+    try:
+        ensure_schema(con, path)
+        with transaction(con):
+            files = compact_segments(con, path)
+            yield con, files
+    finally:
+        con.close()
+    delete_files(files)
+
+
+def compact(path: str | os.PathLike[str], *, lock_timeout: float = 0.0) -> int:
+    """Move every segment into the file, if its write lock is free within ``lock_timeout``.
+
+    Returns the number of segment files compacted. Raises :class:`~runtrace.errors.DatabaseLocked`
+    when the lock stays taken (a reader has the file open).
+    """
+    path = os.fspath(path)
+    events, runs = list_segments(path)
+    if not events and not runs:
+        return 0
+    with compacting_transaction(path, lock_timeout) as (_, files):
+        pass
+    return len(files)

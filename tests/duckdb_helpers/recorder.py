@@ -12,8 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from runtrace.sinks.duckdb import DuckDBSink
-from runtrace.store import RunStore
+from runtrace import DuckDBSink, RunStore
 
 
 def main(argv: list[str]) -> None:

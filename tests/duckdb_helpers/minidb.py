@@ -1,4 +1,4 @@
-"""A tiny hand-made runtrace store whose every query answer is known."""
+"""A tiny hand-made runtrace database whose every query answer is known."""
 
 from __future__ import annotations
 

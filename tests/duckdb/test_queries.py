@@ -8,11 +8,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from minidb import MINI_EVENTS, MINI_RUNS, T0
+from duckdb_helpers.minidb import MINI_EVENTS, MINI_RUNS, T0
 
 from runtrace.demo import DemoResult
+from runtrace.duckdb import get_query, list_queries, run_query
 from runtrace.errors import DatabaseError, QueryError
-from runtrace.queries import get_query, list_queries, run_query
 
 REQUIRED_QUESTIONS = {
     "outcomes_by_agent",
@@ -290,6 +290,6 @@ def test_list_runs_filters_by_status_and_session(demo: DemoResult, demo_con) -> 
     assert in_session.num_rows == sum(1 for r in demo.workload.runs if r.session_id == session)
 
 
-def test_a_missing_file_raises_the_stores_error(tmp_path: Path) -> None:
-    with pytest.raises(DatabaseError, match="no runtrace store"):
+def test_a_missing_file_raises_a_database_error(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="no runtrace database"):
         run_query(tmp_path / "missing.duckdb", "outcome_summary")

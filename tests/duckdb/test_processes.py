@@ -1,7 +1,9 @@
-"""The DuckDB sink across processes: SIGKILL and recovery, readers while recording, two writers."""
+"""The DuckDB sink across processes: SIGKILL and recovery, readers while recording, two writers,
+and a sink inherited through fork."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -11,20 +13,15 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from duckdb_helpers import query
 
-from runtrace.runs import RunStatus
-from runtrace.sinks.duckdb import (
-    INTERRUPTED_ERROR,
-    DuckDBSink,
-    connect,
-    load_records,
-    recover_interrupted,
-)
-from runtrace.sinks.segments import list_segments
-from runtrace.store import RunStore
+from runtrace import DuckDBSink, RunStatus, RunStore, connect
+from runtrace.duckdb import INTERRUPTED_ERROR, load_records, recover_interrupted
+from runtrace.duckdb.database import HOST
+from runtrace.duckdb.segments import list_segments
 
-ROOT = Path(__file__).resolve().parents[1]
-RECORDER = Path(__file__).parent / "duckdb_helpers" / "recorder.py"
+ROOT = Path(__file__).resolve().parents[2]
+RECORDER = ROOT / "tests" / "duckdb_helpers" / "recorder.py"
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL and fork")
 
@@ -171,3 +168,40 @@ def test_two_processes_record_at_once_and_every_event_is_accounted_for(tmp_path:
     expected_ids = sorted(f"{t}-{r}" for t in ("a", "b") for r in range(runs))
     assert rows == [(i, events, events, 0, events - 1) for i in expected_ids]
     assert run_rows == [(i, "completed", events) for i in expected_ids]
+
+
+def test_a_forked_child_records_through_the_sink_it_inherited(tmp_path: Path) -> None:
+    db = tmp_path / "fork.duckdb"
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60)
+    parent = store.create_run("parent")
+    sink.on_run(parent)
+    for i in range(3):  # queued before the fork: the parent's to write, once
+        sink.on_event(*store.record(parent.id, {"type": "text_delta", "text": f"t{i}"}))
+
+    def child(flush: bool) -> None:
+        run = store.create_run(f"child-flush={flush}")
+        sink.on_run(run)
+        sink.on_event(*store.record(run.id, {"type": "agent_end", "text": "ok"}))
+        sink.on_run(store.finish(run.id))
+        if flush:
+            ok = sink.force_flush() and sink._batch.worker_alive
+            stats = sink.stats
+            ok = ok and (stats.events_written, stats.pending) == (1, 0)
+            sys.exit(0 if ok and sink._builder.owner == (HOST, os.getpid()) else 3)
+        # otherwise the sink is written when the child's work returns
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=child, args=(flush,)) for flush in (True, False)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    sink.shutdown()
+    rows = query(
+        db,
+        "SELECT session_id, count(e.run_id) FROM runs LEFT JOIN run_events e USING (run_id) "
+        "GROUP BY ALL ORDER BY 1",
+    )
+    assert rows == [("child-flush=False", 1), ("child-flush=True", 1), ("parent", 3)]

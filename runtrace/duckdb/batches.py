@@ -1,0 +1,244 @@
+"""Batches: what the sink's queue holds, turned into Arrow tables for one write.
+
+Each queued item is a snapshot, with the event record it came with (or None for a change
+without an event). A batch appends every event and upserts each changed run's newest
+snapshot once. The builder remembers the version it last wrote of each run, so a stale
+snapshot queued late (a race between agent threads) never overwrites a newer one. An item
+that cannot be serialised costs only itself: the batch is rebuilt item by item, and what is
+lost is counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import pyarrow as pa
+
+from ..runs import RunEventRecord, RunSnapshot
+from .database import HOST
+from .fastload import gc_paused
+from .rows import (
+    INT64_MAX,
+    INT64_MIN,
+    Batch,
+    EventColumns,
+    Owner,
+    Version,
+    events_arrow,
+    new_event_columns,
+    newer,
+    runs_table,
+    version,
+)
+from .stats import Counters
+
+_log = logging.getLogger("runtrace.duckdb")
+
+Item = tuple[RunSnapshot, RunEventRecord | None]
+"""What the sink queues: a run's snapshot, and the event record that made it (if any)."""
+
+MAX_ENDED_KEYS = 100_000
+"""How many ended runs a builder remembers the written version of (the most recent ones)."""
+
+
+class BatchBuilder:
+    """Builds :class:`~runtrace.duckdb.rows.Batch` objects from queued items, thread-safely.
+
+    ``path`` only names the file in log messages.
+    """
+
+    def __init__(self, path: str, counters: Counters) -> None:
+        self.path = path
+        self.counters = counters
+        self.owner: Owner = (HOST, os.getpid())
+        self._lock = threading.Lock()
+        # The version last written of each run: live runs, and the most recent ended ones
+        # (bounded), so a stale snapshot queued late never overwrites a newer one.
+        self.written_keys: dict[str, Version] = {}
+        self.ended_keys: dict[str, Version] = {}
+
+    def after_fork_in_child(self) -> None:
+        self.owner = (HOST, os.getpid())
+        self._lock = threading.Lock()
+
+    def build(self, items: list[Item]) -> Batch:
+        """The batch for ``items``; an empty batch if nothing in it could be serialised."""
+        with self._lock:
+            try:
+                return self._build(items, checked=False)
+            except Exception as exc:
+                # Something cannot be serialised (a value that bypassed validation): build
+                # again item by item, so only what cannot be written is dropped, counted.
+                _log.debug("runtrace: rebuilding a batch item by item after %r", exc)
+            try:
+                return self._build(items, checked=True)
+            except Exception:
+                lost = sum(1 for _, rec in items if rec is not None)
+                self.counters.events_received += lost
+                self.counters.events_lost += lost
+                _log.exception("runtrace: %d events lost for %s", lost, self.path)
+                return Batch(None, None)
+
+    def _build(self, items: list[Item], *, checked: bool) -> Batch:
+        # One pass, and no per-event tuples or dicts: the records are cold in memory (a
+        # cache miss per pass), and objects that survive a batch make the cyclic GC walk the
+        # whole heap again. The last snapshot queued for a run usually is its newest.
+        columns = new_event_columns()
+        latest: dict[str, RunSnapshot] = {}
+        run_only: list[RunSnapshot] = []
+        with gc_paused():  # its passes over a big heap would cost more than this loop
+            if checked:
+                self._collect_checked(items, latest, run_only, columns)
+            else:
+                _collect(items, latest, run_only, columns)
+        n_events = len(columns[0])
+        events = events_arrow(columns) if n_events else None
+        runs = self._latest_snapshots(latest, run_only, events, items)
+        table = None
+        if runs:
+            table = self._runs_checked(runs) if checked else runs_table(runs, owner=self.owner)
+        # Lost events were received too (and counted in events_lost).
+        self.counters.events_received += (
+            sum(1 for _, rec in items if rec is not None) if checked else n_events
+        )
+        self.counters.runs_received += len(run_only)
+        return Batch(events, table)
+
+    def _collect_checked(
+        self,
+        items: list[Item],
+        latest: dict[str, RunSnapshot],
+        run_only: list[RunSnapshot],
+        columns: EventColumns,
+    ) -> None:
+        """:func:`_collect`, one item at a time: an event that cannot be written is counted
+        in ``events_lost`` and logged; its run's snapshot is still kept."""
+        lost = 0
+        first: str | None = None
+        ids, seqs, stamps, types, texts = columns
+        for snap, rec in items:
+            if not isinstance(snap.id, str):
+                first = first or f"run id {snap.id!r} is not a string"
+                lost += rec is not None
+                continue
+            if rec is None:
+                _collect([(snap, rec)], latest, run_only, columns)
+                continue
+            try:
+                event = rec.event
+                text = event.__pydantic_serializer__.to_json(event)
+                for name, value in (("sequence", rec.sequence), ("timestamp_ms", rec.timestamp_ms)):
+                    if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+                        raise ValueError(f"{name} {value!r:.40} is not a 64-bit integer")
+                if not isinstance(event.type, str):
+                    raise ValueError(f"type {event.type!r:.40} is not a string")
+            except Exception as exc:
+                lost += 1
+                first = first or f"event {rec.sequence!r:.40} of run {snap.id!r}: {exc}"
+                latest[snap.id] = snap
+                continue
+            latest[snap.id] = snap
+            ids.append(snap.id)
+            seqs.append(rec.sequence)
+            stamps.append(rec.timestamp_ms)
+            types.append(event.type)
+            texts.append(text)
+        if lost:
+            self.counters.events_lost += lost
+            self.counters.last_error = first
+            _log.error(
+                "runtrace: %d event(s) cannot be written to %s and are lost; first: %s",
+                lost,
+                self.path,
+                first,
+            )
+
+    def _runs_checked(self, runs: list[RunSnapshot]) -> pa.Table | None:
+        """:func:`runs_table`, dropping (counted, logged) the snapshots that cannot be written."""
+        good: list[pa.Table] = []
+        for snap in runs:
+            try:
+                good.append(runs_table([snap], owner=self.owner))
+            except Exception as exc:
+                self.counters.run_rows_lost += 1
+                self.counters.last_error = f"snapshot of run {snap.id!r}: {exc}"
+                _log.error(
+                    "runtrace: the snapshot of run %r cannot be written to %s: %s",
+                    snap.id,
+                    self.path,
+                    exc,
+                )
+        return pa.concat_tables(good) if good else None
+
+    def _latest_snapshots(
+        self,
+        latest: dict[str, RunSnapshot],
+        run_only: list[RunSnapshot],
+        events: pa.Table | None,
+        items: list[Item],
+    ) -> list[RunSnapshot]:
+        """Each changed run's newest snapshot, robust to threads enqueuing out of order.
+
+        ``latest`` holds the last snapshot queued per run. It loses to an ``on_run`` snapshot
+        that is newer (cancelled, ended), and must not be older than the run's highest
+        sequence in the batch; if it is, a racing thread queued an older snapshot last, and
+        the batch is searched for the one that came with the highest sequence (rare).
+        """
+        for s in run_only:
+            if newer(s, latest[s.id]):
+                latest[s.id] = s
+        if events is not None:
+            maxima = events.group_by("run_id").aggregate([("sequence", "max")])
+            for run_id, top in zip(
+                maxima.column("run_id").to_pylist(),
+                maxima.column("sequence_max").to_pylist(),
+                strict=True,
+            ):
+                if latest[run_id].event_count < top + 1:
+                    for snap, rec in reversed(items):
+                        if rec is not None and snap.id == run_id and rec.sequence == top:
+                            if newer(snap, latest[run_id]):
+                                latest[run_id] = snap
+                            break
+        written, ended = self.written_keys, self.ended_keys
+        fresh: list[RunSnapshot] = []
+        for run_id, s in latest.items():
+            key = version(s)
+            old = written.get(run_id) or ended.get(run_id)
+            if old is not None and key < old:
+                continue  # lost a race against a snapshot written in an earlier batch
+            fresh.append(s)
+            if s.ended_at_ms is None:
+                written[run_id] = key
+            else:
+                written.pop(run_id, None)
+                ended.pop(run_id, None)  # re-inserted last: the most recent stay
+                ended[run_id] = key
+                if len(ended) > MAX_ENDED_KEYS:
+                    del ended[next(iter(ended))]
+        return fresh
+
+
+def _collect(
+    items: list[Item],
+    latest: dict[str, RunSnapshot],
+    run_only: list[RunSnapshot],
+    columns: EventColumns,
+) -> None:
+    ids, seqs, stamps, types, texts = columns
+    add_id, add_seq, add_stamp = ids.append, seqs.append, stamps.append
+    add_type, add_text = types.append, texts.append
+    for snap, rec in items:
+        run_id = snap.id
+        latest[run_id] = snap
+        if rec is None:
+            run_only.append(snap)
+            continue
+        event = rec.event
+        add_id(run_id)
+        add_seq(rec.sequence)
+        add_stamp(rec.timestamp_ms)
+        add_type(event.type)
+        add_text(event.__pydantic_serializer__.to_json(event))

@@ -1,0 +1,216 @@
+"""The DuckDB writer: the exporter a :class:`~runtrace.batch.BatchProcessor` drives for the sink.
+
+One export is one transaction: earlier failed batches first, then what is queued, in batches
+built in this thread while a helper thread inserts the previous one (the Python half, JSON and
+Arrow, overlaps the DuckDB half, which releases the GIL). It goes into the file when its lock is
+free at once, else into a segment. A failed export changes nothing stored and is retried at the
+next one; after ``max_retries`` (and at close) a batch is set aside as Parquet in
+``<file>.failed/``. A full queue spills straight to a segment. Everything is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from .batches import BatchBuilder, Item
+from .rows import Batch
+from .segments import EVENTS_SUFFIX, RUNS_SUFFIX, compact
+from .stats import Counters
+from .write import Transaction, write_to_segment
+
+_log = logging.getLogger("runtrace.duckdb")
+
+_ABANDONED: list[object] = []
+"""Objects a forked child inherited from its parent's threads: kept alive, never touched."""
+
+
+class DuckDBWriter:
+    """Writes the sink's batches into one DuckDB file (a :class:`~runtrace.batch.BatchExporter`)."""
+
+    def __init__(
+        self, path: str, builder: BatchBuilder, *, max_retries: int, lock_timeout: float
+    ) -> None:
+        self.path = path
+        self.builder = builder
+        self.counters: Counters = builder.counters
+        self.max_retries = max_retries
+        self.lock_timeout = lock_timeout
+        self.retry: list[Batch] = []
+        self.spills = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._scratch: duckdb.DuckDBPyConnection | None = None
+        self._spill_lock = threading.Lock()
+        self._spill_scratch: duckdb.DuckDBPyConnection | None = None
+        self._spill_retry: list[Batch] = []
+
+    # -- BatchExporter ---------------------------------------------------------------------
+
+    def pending(self) -> bool:
+        return bool(self.retry or self._spill_retry)
+
+    def export(self, batches: Iterator[list[Item]]) -> None:
+        """Write earlier failures and ``batches`` in one transaction, file or segment."""
+        with self._spill_lock:  # spills that could not be written wait here too
+            self.retry.extend(self._spill_retry)
+            self._spill_retry = []
+        done = list(self.retry)
+        self.retry = []
+        try:
+            tx = Transaction(self.path, self._scratch_connection)
+        except Exception as exc:  # keep what was taken for the retry; nothing was written
+            done.extend(self.builder.build(items) for items in batches)
+            self._failed(done, exc)
+            return
+        inflight: Future[None] | None = None
+        try:
+            for batch in done:
+                tx.insert(batch)
+            for items in batches:
+                batch = self.builder.build(items)
+                done.append(batch)
+                if inflight is not None:
+                    inflight.result()
+                inflight = self._helper().submit(tx.insert, batch)
+            if inflight is not None:
+                inflight.result()
+            to_file = tx.to_file
+            tx.commit()
+        except Exception as exc:
+            if inflight is not None:
+                with suppress(Exception):
+                    inflight.result()
+            tx.rollback()
+            self._failed(done, exc)  # batches not taken yet stay queued
+            return
+        c = self.counters
+        c.events_written += sum(b.event_rows for b in done)
+        c.run_rows_written += sum(b.run_rows for b in done)
+        if to_file:
+            c.flushes_to_file += 1
+        else:
+            c.flushes_to_segments += 1
+
+    def spill(self, items: list[Item]) -> None:
+        """Write ``items`` (a full queue's oldest) straight to a segment, in the caller's thread.
+
+        No file lock is needed and none is waited for. A segment that cannot be written (disk
+        full) leaves the batch to the next export's retries, as a failed flush would.
+        """
+        batch = self.builder.build(items)
+        with self._spill_lock:
+            try:
+                if self._spill_scratch is None:
+                    self._spill_scratch = duckdb.connect(":memory:")
+                write_to_segment(self.path, [batch], self._spill_scratch)
+            except Exception as exc:
+                self._spill_retry.append(batch)
+                self.counters.last_error = f"spilling: {type(exc).__name__}: {exc}"
+                _log.warning(
+                    "runtrace: spilling %d events of %s failed: %s",
+                    batch.event_rows,
+                    self.path,
+                    exc,
+                )
+                return
+            self.spills += 1
+            self.counters.events_spilled += batch.event_rows
+            self.counters.run_rows_spilled += batch.run_rows
+
+    def close(self, deadline: float) -> None:
+        """Retry what failed (up to ``lock_timeout``, within ``deadline``), set the rest aside,
+        release the helpers, and compact this process's segments if the file is free."""
+        until = min(deadline, time.monotonic() + self.lock_timeout)
+        while self.retry and time.monotonic() < until:
+            time.sleep(0.05)
+            self.export(iter(()))
+        self._rescue(self.retry)
+        self.retry = []
+        if self._pool is not None:
+            self._pool.shutdown()
+        for con in (self._scratch, self._spill_scratch):
+            if con is not None:
+                con.close()
+        left = max(deadline - time.monotonic(), 0.0)
+        try:
+            compact(self.path, lock_timeout=min(self.lock_timeout, 2.0, left))
+        except Exception as exc:  # closing never raises; the next writer compacts
+            _log.info("segments of %s left for the next writer: %s", self.path, exc)
+
+    def after_fork_in_child(self) -> None:
+        """The child writes only what it records: the parent's retries and helpers stay the
+        parent's (its helper thread and scratch connection are kept, never used here)."""
+        _ABANDONED.extend(
+            o for o in (self._pool, self._scratch, self._spill_scratch) if o is not None
+        )
+        self._pool = None
+        self._scratch = None
+        self._spill_scratch = None
+        self._spill_lock = threading.Lock()
+        self._spill_retry = []
+        self.retry = []
+        self.spills = 0
+        self.counters.reset()
+        self.builder.after_fork_in_child()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def pending_events(self) -> int:
+        """Events in batches waiting for a retry."""
+        return sum(b.event_rows for b in (*self.retry, *self._spill_retry))
+
+    def _helper(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="runtrace-duckdb-insert")
+        return self._pool
+
+    def _scratch_connection(self) -> duckdb.DuckDBPyConnection:
+        if self._scratch is None:
+            self._scratch = duckdb.connect(":memory:")
+        return self._scratch
+
+    def _failed(self, batches: list[Batch], exc: Exception) -> None:
+        c = self.counters
+        c.failed_attempts += 1
+        c.last_error = f"{type(exc).__name__}: {exc}"
+        _log.warning(
+            "runtrace: writing %d batch(es) to %s failed: %s", len(batches), self.path, exc
+        )
+        keep: list[Batch] = []
+        give_up: list[Batch] = []
+        for b in batches:
+            b.attempts += 1
+            (give_up if b.attempts > self.max_retries else keep).append(b)
+        self.retry = keep
+        self._rescue(give_up)
+
+    def _rescue(self, batches: list[Batch]) -> None:
+        """Batches that cannot be written go to ``<file>.failed/`` as Parquet, counted."""
+        for b in batches:
+            try:
+                directory = Path(f"{self.path}.failed")
+                directory.mkdir(parents=True, exist_ok=True)
+                stem = f"{time.time_ns():020d}-{os.getpid()}"
+                if b.events is not None:
+                    pq.write_table(b.events, directory / f"{stem}{EVENTS_SUFFIX}")
+                if b.runs is not None:
+                    pq.write_table(b.runs, directory / f"{stem}{RUNS_SUFFIX}")
+                self.counters.events_rescued += b.event_rows
+                _log.error(
+                    "runtrace: %d events could not be stored in %s; kept in %s",
+                    b.event_rows,
+                    self.path,
+                    directory,
+                )
+            except Exception:
+                self.counters.events_lost += b.event_rows
+                _log.exception("runtrace: %d events lost for %s", b.event_rows, self.path)

@@ -1,0 +1,72 @@
+"""Opening the file: a file that is not DuckDB, one held by another program, odd names, and
+a failed open that leaves nothing behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from duckdb_helpers import query
+
+from runtrace import DuckDBSink, RunStore, connect
+from runtrace.duckdb import load_records, write_records
+from runtrace.errors import DatabaseError, DatabaseLocked, NotADuckDBFile
+
+
+def test_opening_a_file_that_is_not_duckdb_fails_clearly(db: Path) -> None:
+    db.write_bytes(b"this is not a database\n" * 500)
+    with pytest.raises(NotADuckDBFile, match="not a DuckDB"):
+        DuckDBSink(db)
+    with pytest.raises(NotADuckDBFile):
+        connect(db)
+
+
+def test_a_file_held_by_another_program_raises_database_locked(db: Path) -> None:
+    DuckDBSink(db).shutdown()
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(30)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(DatabaseLocked, match="locked"):
+            DuckDBSink(db, lock_timeout=0.3)
+        with pytest.raises(DatabaseError):
+            connect(db, lock_timeout=0.3)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("name", ["my-runs.duckdb", "my runs.duckdb", 'say "hi".duckdb'])
+def test_file_names_that_need_quoting_in_sql_work(tmp_path: Path, name: str) -> None:
+    db = tmp_path / name
+    store = RunStore()
+    with DuckDBSink(db, flush_interval=60) as sink:
+        run = store.create_run("s")
+        sink.on_run(run)
+        sink.on_event(*store.record(run.id, {"type": "agent_end", "text": "ok"}))
+    assert [r.snapshot.id for r in load_records(db)] == [run.id]
+    assert write_records(db, store.records()) == 1
+    assert query(db, "SELECT count(*) FROM run_events") == [(1,)]
+
+
+def test_a_failed_open_leaves_no_segment_directory(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n" * 500)
+    with pytest.raises(NotADuckDBFile):
+        DuckDBSink(notes)
+    with pytest.raises(NotADuckDBFile):
+        write_records(notes, [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert notes.read_text() == "not a database\n" * 500

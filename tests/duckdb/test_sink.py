@@ -1,0 +1,186 @@
+"""DuckDBSink: the sink side of the file, fed as the OpenTelemetry processor feeds it: round
+trips, live visibility, batching, threads, odd values, stats, a full queue, shutdown."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from duckdb_helpers import EVENTS, ordered, record_run
+from opentelemetry.sdk.trace import TracerProvider
+
+from runtrace import DuckDBSink, RunSpanProcessor, RunStatus, RunStore, Runtrace, connect
+from runtrace.duckdb import SinkStats, load_records
+from runtrace.sink import RunSink
+
+
+def test_sink_implements_the_run_sink_protocol(db: Path) -> None:
+    with DuckDBSink(db) as sink:
+        assert isinstance(sink, RunSink)
+
+
+def test_recorded_runs_round_trip_exactly_through_the_file(db: Path) -> None:
+    store = RunStore()
+    with DuckDBSink(db, flush_interval=60) as sink:
+        run_id = record_run(
+            store, sink, EVENTS, agent_name="coder", attributes={"k": [1, 2], "t": "x"}
+        )
+        sink.on_run(store.finish(run_id))
+        record_run(store, sink, EVENTS[:3], session_id="s2")
+        assert sink.force_flush()
+    loaded = load_records(db)
+    assert loaded == ordered(store.records())
+    rebuilt = RunStore()
+    rebuilt.replace_records(loaded)
+    assert ordered(rebuilt.records()) == ordered(store.records())
+    assert rebuilt.snapshot(run_id) == store.snapshot(run_id)
+
+
+def test_runs_recorded_through_runtrace_land_in_duckdb_and_reload(tmp_path: Path) -> None:
+    db = tmp_path / "otel.duckdb"
+    provider = TracerProvider()
+    sink = DuckDBSink(db, flush_interval=0.05)
+    rt = Runtrace(provider, RunSpanProcessor(sinks=[sink]))
+    with rt.start_run("s1", prompt="p", agent_name="coder") as run:
+        run.record({"type": "agent_start", "prompt": "p"})
+        run.record({"type": "tool_start", "id": "c1", "name": "grep"})
+        run.record({"type": "tool_end", "id": "c1", "name": "grep", "output": "", "exit_code": 1})
+        run.record({"type": "agent_end", "text": "answer"})
+    with pytest.raises(RuntimeError), rt.start_run("s2", prompt="q") as failing:
+        failing.record({"type": "agent_start", "prompt": "q"})
+        raise RuntimeError("boom")
+    rt.shutdown()
+    provider.shutdown()
+
+    con = connect(db)
+    rows = con.execute(
+        "SELECT session_id, agent_name, status, event_count, trace_id IS NOT NULL, "
+        "ended_at_ms IS NOT NULL FROM runs ORDER BY session_id"
+    ).fetchall()
+    tool = con.execute(
+        "SELECT tool_name, tool_call_id, exit_code FROM run_events WHERE type = 'tool_end'"
+    ).fetchall()
+    con.close()
+    assert rows == [
+        ("s1", "coder", "completed", 4, True, True),
+        ("s2", None, "failed", 1, True, True),
+    ]
+    assert tool == [("grep", "c1", 1)]
+
+    records = {r.snapshot.id: r for r in load_records(db)}
+    assert records[run.id].snapshot == rt.store.snapshot(run.id)
+    assert records[run.id].events == rt.store.events(run.id)
+    assert records[failing.id].snapshot.status is RunStatus.FAILED
+    rebuilt = RunStore()
+    rebuilt.replace_records(records.values())
+    assert rebuilt.snapshot(run.id) == rt.store.snapshot(run.id)
+
+
+def test_duration_is_set_when_a_run_ends(db: Path) -> None:
+    store = RunStore()
+    with DuckDBSink(db) as sink:
+        snap = store.create_run("s", created_at_ms=1_000)
+        sink.on_run(snap)
+        sink.on_run(store.finish(snap.id, at_ms=4_500))
+    con = connect(db)
+    assert con.execute("SELECT ended_at_ms, duration_ms, status FROM runs").fetchone() == (
+        4_500,
+        3_500,
+        "completed",
+    )
+    con.close()
+
+
+def test_live_run_is_visible_within_one_flush(db: Path) -> None:
+    store = RunStore()
+    with DuckDBSink(db, flush_interval=0.05) as sink:
+        run_id = record_run(store, sink, EVENTS[:3])
+        deadline = threading.Event()
+        seen: tuple[Any, ...] | None = None
+        for _ in range(200):  # polls up to 10 s; one flush interval is 0.05 s
+            con = connect(db)
+            seen = con.execute(
+                "SELECT status, event_count FROM runs WHERE run_id = ?", [run_id]
+            ).fetchone()
+            con.close()
+            if seen == ("executing", 3):
+                break
+            deadline.wait(0.05)
+        assert seen == ("executing", 3)
+
+
+def test_ten_thousand_event_run_is_stored_complete(db: Path) -> None:
+    store = RunStore()
+    events = [{"type": "text_delta", "text": f"chunk {i}"} for i in range(10_000)]
+    with DuckDBSink(db, max_batch_size=1_000) as sink:
+        run_id = record_run(store, sink, [EVENTS[0], *events])
+    con = connect(db)
+    assert con.execute(
+        "SELECT count(*), count(DISTINCT sequence), max(sequence) FROM run_events WHERE run_id = ?",
+        [run_id],
+    ).fetchone() == (10_001, 10_001, 10_000)
+    assert con.execute("SELECT event_count FROM runs").fetchone() == (10_001,)
+    con.close()
+    assert load_records(db) == ordered(store.records())
+
+
+def test_concurrent_threads_through_one_sink_lose_nothing(db: Path) -> None:
+    store = RunStore()
+    with DuckDBSink(db, flush_interval=0.01, max_batch_size=50) as sink:
+
+        def agent(n: int) -> None:
+            record_run(
+                store,
+                sink,
+                [{"type": "text_delta", "text": f"{n}-{i}"} for i in range(500)],
+                session_id=f"s{n}",
+            )
+
+        threads = [threading.Thread(target=agent, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sink.stats.events_written == 8 * 500
+    con = connect(db)
+    assert con.execute("SELECT count(*) FROM run_events").fetchone() == (4_000,)
+    assert con.execute("SELECT sum(event_count), count(*) FROM runs").fetchone() == (4_000, 8)
+    con.close()
+    assert load_records(db) == ordered(store.records())
+
+
+def test_every_accepted_event_lands_including_odd_values(db: Path) -> None:
+    store = RunStore()
+    odd = [
+        {"type": "text_delta", "text": "x" * 5_000_000},
+        {"type": "text_delta", "text": "nul\u0000 emoji 😀 rtl \u202e combining e\u0301 \ud7ff"},
+        {"type": "tool_end", "id": "t", "name": "n", "output": "", "exit_code": 2**80},
+        {"type": "custom", "big": -(2**100), "f": 1e308, "tiny": 5e-324, "s": "'; DROP--"},
+        {"type": "turn_end", "turn": 2**62, "usage": {"prompt_tokens": 2**70}},
+    ]
+    with DuckDBSink(db) as sink:
+        run_id = record_run(store, sink, odd, prompt="'quoted' \"prompt\"")
+    assert sink.stats.events_written == len(odd)
+    assert load_records(db) == ordered(store.records())
+    con = connect(db)
+    assert con.execute(
+        "SELECT exit_code, input_tokens FROM run_events WHERE run_id = ? ORDER BY sequence",
+        [run_id],
+    ).fetchall()[2:] == [(None, None), (None, None), (None, None)]
+    con.close()
+
+
+def test_stats_count_what_the_sink_received_and_wrote(db: Path) -> None:
+    store = RunStore()
+    sink = DuckDBSink(db)
+    record_run(store, sink, EVENTS)
+    sink.shutdown()
+    stats = sink.stats
+    assert isinstance(stats, SinkStats)
+    assert (stats.events_received, stats.events_written, stats.pending) == (len(EVENTS), 8, 0)
+    assert stats.events_lost == stats.events_rescued == stats.failed_attempts == 0
+    sink.on_event(*store.record(store.list()[0].id, EVENTS[0]))
+    assert sink.stats.received_after_shutdown == 1
+    sink.shutdown()  # idempotent
