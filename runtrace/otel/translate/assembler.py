@@ -1,0 +1,212 @@
+"""RunAssembler: readings of spans (and log records) in, runs with their events out.
+
+Used unchanged by the span processor (in-process: every span starts, then ends) and the OTLP
+receiver (only ended spans, children before parents). The rules:
+
+- An agent span is a run (an OpenInference AGENT that only wraps other agents is not). Nested in
+  another run it is also that run's subagent: ``subagent_start`` / ``subagent_end`` on the outer
+  run. A wrapper (workflow, chain) is a run only when no run is inside it but work is.
+- A child's events land on its run when the child ends, at the times they happened; a child ending
+  after its run ended still attaches, never reopening it. Children whose run is not known yet are
+  held (bounded, counted) until it is.
+- Outcome: an ERROR status or escaping exception fails the run with its message; a tool error the
+  agent recovers from is a failed tool call only. A cancellation on the run span, on a child that
+  outlived it (or ended last, the run span UNSET), or the run span ending while one of its tool
+  calls is still open cancels it. Otherwise it completes, with the span's result and its own
+  token total (which replaces the turns' sum: tokens count once).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from .engine import Engine
+from .reading import SpanReading
+from .stats import AssemblerStats
+from .tree import Held, Node, Run
+
+__all__ = ["RunAssembler", "RunTarget"]
+
+
+class RunTarget(Protocol):
+    """Where assembled runs go (:class:`~runtrace.otel.translate.StoreTarget` for a RunStore).
+
+    ``create_run`` raises ``ValueError`` if ``run_id`` exists; ``record`` raises
+    :class:`~runtrace.errors.RunNotFound` for a run that is gone (counted as lost).
+    """
+
+    def create_run(
+        self,
+        run_id: str,
+        session_id: str,
+        prompt: str,
+        agent_name: str | None,
+        trace_id: str,
+        span_id: str,
+        attributes: Mapping[str, Any],
+        at_ms: int,
+    ) -> None: ...
+
+    def record(self, run_id: str, event: dict[str, Any], at_ms: int) -> None: ...
+
+    def finish(
+        self, run_id: str, *, error: str | None, cancelled: str | None, at_ms: int
+    ) -> None: ...
+
+
+class RunAssembler(Engine):
+    """Turns spans into runs on ``target``. Thread-safe; pure (no I/O of its own).
+
+    ``read``: span -> reading (:func:`~runtrace.otel.translate.read_span`). ``max_open`` /
+    ``max_remembered`` / ``max_held``: bounds on open spans, ended spans kept for late children,
+    and children waiting for their run. Out of process, call :meth:`end_batch` after each batch of
+    spans, :meth:`flush` now and then, :meth:`shutdown` at the end.
+    """
+
+    def __init__(
+        self,
+        target: RunTarget,
+        *,
+        read: Callable[[ReadableSpan], SpanReading] | None = None,
+        max_open: int = 100_000,
+        max_remembered: int = 100_000,
+        max_held: int = 100_000,
+    ) -> None:
+        from . import read_span  # the package imports this module first
+
+        super().__init__(
+            target,
+            read if read is not None else read_span,
+            max_open=max_open,
+            max_remembered=max_remembered,
+            max_held=max_held,
+        )
+        self._lock = threading.RLock()  # target callbacks may start spans on this thread
+
+    @property
+    def stats(self) -> AssemblerStats:
+        """What the assembler has seen and done so far."""
+        with self._lock:
+            return self._count.snapshot(held=self._tree.held_count)
+
+    # --- feeds -----------------------------------------------------------------------------
+
+    def claim(self, span_id: int, run_id: str) -> None:
+        """Span ``span_id`` is a run its caller records itself (the processor's own): never
+        create, record or finish it, but attach foreign children and nested agents to it."""
+        with self._lock:
+            node = self._tree.get(span_id)
+            if node is None:
+                self._claims[span_id] = run_id
+            elif node.run is None:
+                self._claim(node, run_id)
+
+    def on_start(self, span: ReadableSpan) -> None:
+        """A span started in-process: an agent span becomes a live run at once."""
+        reading = self._read(span)
+        with self._lock:
+            if self._tree.get(reading.span_id) is not None:
+                return
+            parent_id = None if reading.parent_remote else reading.parent_id
+            node = Node(reading, parent_id, "plain", live=span, seen_start=True)
+            for lost in self._tree.add_open(node):
+                self._count.open_forgotten += 1
+                lost.live = None
+            parent = self._tree.get(parent_id)
+            if parent is not None and not parent.ended:
+                self._refresh(parent)
+            self._settle_state(node)
+            if parent is not None:
+                self._note_child(parent, node)
+            if reading.role == "tool":
+                owner = self._tree.resolve(parent_id, Held("span", reading.trace_id, 0))
+                if isinstance(owner, Run):
+                    owner.open_tools[reading.span_id] = reading.tool_name or reading.name
+                    node.owner = owner
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """A span ended (in-process or received): its events land on its run."""
+        reading = self._read(span)
+        with self._lock:
+            self._count.spans_seen += 1
+            node = self._tree.get(reading.span_id)
+            if node is not None and node.ended:
+                self._count.duplicate_spans += 1
+                return
+            if node is None:
+                node = Node(reading, reading.parent_id, "plain")
+                self._tree.add_ended(node)
+                self._settle_state(node)
+                parent = self._tree.get(node.parent_id)
+                if parent is not None:
+                    self._note_child(parent, node)
+            else:
+                changed = node.reading.role != reading.role
+                node.reading = reading
+                node.live = None
+                self._tree.add_ended(node)
+                if changed and node.run is None:
+                    self._settle_state(node)
+            node.ended = True
+            if node.owner is not None:
+                node.owner.open_tools.pop(reading.span_id, None)
+            self._ended(node)
+
+    def on_log(
+        self,
+        trace_id: int,
+        span_id: int,
+        name: str,
+        attributes: Mapping[str, Any],
+        at_ns: int,
+        *,
+        body: Any = None,
+    ) -> None:
+        """A log record tied to span ``span_id`` (GenAI events, runtrace's own events as logs):
+        an event of that span's run, ``name`` its type. A mapping ``body`` adds its fields."""
+        fields: dict[str, Any] = dict(body) if isinstance(body, Mapping) else {}
+        if body is not None and not fields:
+            fields["body"] = body
+        fields.update(attributes)
+        with self._lock:
+            self._count.logs_seen += 1
+            item = Held("log", trace_id, at_ns, log=(name, fields))
+            self._place([item], span_id)
+
+    def end_batch(self) -> None:
+        """The feed has no more spans for now: runs whose span ended UNSET out of process (their
+        outcome may still come from a child ending after them) are finished."""
+        with self._lock:
+            deferred = list(self._deferred.values())
+            self._deferred.clear()
+            for run in deferred:
+                self._finish(run)
+
+    def flush(self) -> None:
+        """:meth:`end_batch`, and children held for a parent that never came attach to the run
+        of their trace when it has one (a framework that never ended an intermediate span)."""
+        with self._lock:
+            self.end_batch()
+            for span_id in list(self._tree.held):
+                group = self._tree.peek(span_id)
+                run = self._trace_runs.get(group[0].trace_id) if group else None
+                if run is not None:
+                    self._attach(run, self._tree.release(span_id))
+
+    def shutdown(self) -> None:
+        """:meth:`flush`; held children with no run become runs of their own (failed: their
+        trace is incomplete) and runs whose span never ended end cancelled."""
+        with self._lock:
+            self.flush()
+            while self._tree.held:
+                self._orphans(*self._tree.pop_oldest())
+            for node in list(self._tree.open.values()):
+                run = node.run
+                if run is not None and not run.claimed and not run.finished:
+                    self._count.runs_unended += 1
+                    run.late_cancel = "shut down before the run's span ended"
+                    self._finish(run)

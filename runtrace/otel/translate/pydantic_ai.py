@@ -1,0 +1,74 @@
+"""pydantic-ai's spans: the GenAI conventions plus what pydantic-ai adds.
+
+Recognised by ``gen_ai.agent.call.id`` (on the run span and, through baggage, its children), any
+``pydantic_ai.*`` attribute, or the span names of instrumentation version 2 (``agent run``,
+``running tool``). The run span's ``gen_ai.agent.call.id`` is the run id. Its usage is
+``gen_ai.aggregated_usage.*``, the run's own total (nested runs excluded), so it never double
+counts with the ``chat`` spans' ``gen_ai.usage.*``. The prompt is the first new user message of
+``pydantic_ai.all_messages``, the result ``final_result`` (both only with content on). Version 2
+names tool content ``tool_arguments`` / ``tool_response``. A tool call with
+``pydantic_ai.tool.deferral.name`` was deferred or needs approval: not a failure, whatever its
+status (versions before 5 mark it ERROR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from . import genai
+from . import names as n
+from .reading import SpanReading, messages_text, number, text, tokens
+
+__all__ = ["read"]
+
+DIALECT = "pydantic_ai"
+
+
+def read(span: ReadableSpan) -> SpanReading | None:
+    """A pydantic-ai span's reading, or None if pydantic-ai did not write the span."""
+    a: Mapping[str, Any] = span.attributes or {}
+    if not _is_pydantic_ai(span.name, a):
+        return None
+    role = genai.role_of(span.name, a) or "other"
+    reading = genai.reading(span, role, DIALECT)
+    if role == "agent":
+        start = number(a, n.PAI_NEW_MESSAGE_INDEX) or 0
+        aggregate = tokens(
+            a,
+            (n.PAI_AGGREGATED_INPUT,),
+            (n.PAI_AGGREGATED_OUTPUT,),
+            (n.PAI_AGGREGATED_CACHE_READ, n.PAI_AGGREGATED_CACHE_WRITE),
+            aggregate=True,
+        )
+        return replace(
+            reading,
+            run_id=text(a, n.PAI_RUN_ID),
+            agent_name=text(a, n.AGENT_NAME, n.PAI_V2_AGENT_NAME) or reading.agent_name,
+            prompt=messages_text(a.get(n.PAI_ALL_MESSAGES), "user", last=False, start=start)
+            or reading.prompt,
+            result=text(a, n.PAI_FINAL_RESULT) or reading.result,
+            tokens=aggregate or reading.tokens,
+        )
+    if role == "tool":
+        deferred = text(a, n.PAI_DEFERRAL)
+        reading = replace(
+            reading,
+            arguments=reading.arguments or text(a, n.PAI_V2_TOOL_ARGUMENTS),
+            tool_result=reading.tool_result or text(a, n.PAI_V2_TOOL_RESULT),
+        )
+        if deferred is not None:
+            return replace(reading, deferred=deferred, error=None, error_type=None)
+    return reading
+
+
+def _is_pydantic_ai(name: str, attributes: Mapping[str, Any]) -> bool:
+    return (
+        n.PAI_RUN_ID in attributes
+        or name in n.PAI_V2_SPAN_NAMES
+        or n.PAI_AGGREGATED_INPUT in attributes
+        or any(key.startswith(n.PAI_PREFIX) for key in attributes)
+    )

@@ -1,0 +1,318 @@
+"""SpanReading: what one span says about a run, whatever convention it was written in.
+
+Each dialect turns a span into a reading; the assembler only ever sees readings. The helpers
+below are the parts every dialect shares: ids and times, the outcome (error, cancellation) from
+status and exception events, sessions, token counts, and text pulled out of JSON content.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+from pydantic import ValidationError
+
+from ..pickup import SPAN_EVENTS_DROPPED, UNPARSED_SPAN_EVENT
+from ..span_events import event_from_attributes
+from . import names as n
+
+__all__ = ["SPAN_EVENTS_DROPPED", "Role", "SpanEvent", "SpanReading", "Tokens"]
+
+Role = Literal["agent", "tool", "model", "wrapper", "other"]
+"""agent: an agent invocation (a run, or a subagent inside one). tool: one tool call. model: one
+model call (a turn). wrapper: a workflow or chain that may hold an agent. other: anything else."""
+
+_CANCEL_REASONS = {
+    "CancelledError": "asyncio task cancelled",
+    "KeyboardInterrupt": "KeyboardInterrupt",
+    "GeneratorExit": "generator closed",
+    "Cancelled": "cancelled",
+    "RunCancelled": "cancelled",
+}
+"""Exception classes (by their last dotted name) that mean a cancellation, not a failure; the
+reasons are the ones :class:`~runtrace.otel.api.RunHandle` gives its own runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """Token counts a span reports: one call's, or a run's total (``aggregate``)."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int | None = None
+    cache_write: int | None = None
+    aggregate: bool = False
+
+    def usage(self) -> dict[str, int]:
+        """As a runtrace ``TokenUsage`` dict."""
+        usage = {
+            "prompt_tokens": self.input,
+            "completion_tokens": self.output,
+            "total_tokens": self.input + self.output,
+        }
+        if self.cache_read is not None:
+            usage["cache_read_tokens"] = self.cache_read
+        if self.cache_write is not None:
+            usage["cache_write_tokens"] = self.cache_write
+        return usage
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    """An event the span carries for its run, at ``at_ns``; ``sequence`` if runtrace numbered it."""
+
+    at_ns: int
+    event: dict[str, Any]
+    sequence: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpanReading:
+    """What a span is and says, read by one dialect. Content fields are None unless the span
+    carries them; ``error`` / ``cancelled`` are None unless the span signals them."""
+
+    dialect: str
+    role: Role
+    trace_id: int
+    span_id: int
+    parent_id: int | None
+    parent_remote: bool
+    name: str
+    start_ns: int | None
+    end_ns: int | None
+    status: StatusCode
+    attributes: Mapping[str, Any]
+    agent_name: str | None = None
+    description: str | None = None
+    session_id: str | None = None
+    run_id: str | None = None
+    prompt: str | None = None
+    result: str | None = None
+    model: str | None = None
+    tokens: Tokens | None = None
+    tool_name: str | None = None
+    call_id: str | None = None
+    arguments: str | None = None
+    tool_result: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    cancelled: str | None = None
+    """Why the span says it was cancelled (CancelledError / KeyboardInterrupt exception event,
+    ``error.type`` cancelled, a framework's own attribute)."""
+    deferred: str | None = None
+    """A tool call the framework deferred (e.g. pydantic-ai's ``CallDeferred``): not a failure."""
+    may_wrap: bool = False
+    """An agent span that may only wrap other agents (OpenInference nests AGENT in AGENT)."""
+    outcome: str | None = None
+    """The run status the span records itself (runtrace's own run spans)."""
+    events: tuple[SpanEvent, ...] = ()
+    missing_events: int = 0
+    """Events the run had that the span no longer carries (the span's event limit)."""
+
+
+def base(span: ReadableSpan, dialect: str, role: Role, **fields: Any) -> SpanReading:
+    """A reading with the span's ids, times, status and outcome filled in, plus ``fields``."""
+    context = span.context
+    parent = span.parent
+    attributes: Mapping[str, Any] = span.attributes or {}
+    error, error_type, cancelled = outcome(span, attributes)
+    values: dict[str, Any] = {
+        "error": error,
+        "error_type": error_type,
+        "cancelled": cancelled,
+        "session_id": session(attributes),
+    }
+    values.update(fields)
+    return SpanReading(
+        dialect=dialect,
+        role=role,
+        trace_id=context.trace_id if context is not None else 0,
+        span_id=context.span_id if context is not None else 0,
+        parent_id=parent.span_id if parent is not None and parent.span_id else None,
+        parent_remote=bool(parent is not None and parent.is_remote),
+        name=span.name,
+        start_ns=span.start_time,
+        end_ns=span.end_time,
+        status=span.status.status_code,
+        attributes=attributes,
+        **values,
+    )
+
+
+def text(attributes: Mapping[str, Any], *keys: str) -> str | None:
+    """The first of ``keys`` that holds a non-empty value, as a string."""
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None and value != "":
+            return value if isinstance(value, str) else str(value)
+    return None
+
+
+def number(attributes: Mapping[str, Any], *keys: str) -> int | None:
+    """The first of ``keys`` that holds an integer (booleans are not counts)."""
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    return None
+
+
+def session(attributes: Mapping[str, Any]) -> str | None:
+    """The conversation the span belongs to: ``gen_ai.conversation.id``, ``session.id``, or an
+    OpenLLMetry association property; None when it names none (the trace is the session)."""
+    return text(attributes, n.CONVERSATION_ID, n.OI_SESSION_ID, *n.TL_SESSION_IDS)
+
+
+def tokens(
+    attributes: Mapping[str, Any],
+    input_keys: Sequence[str],
+    output_keys: Sequence[str],
+    cache_keys: tuple[str, str],
+    *,
+    aggregate: bool,
+) -> Tokens | None:
+    """Token counts under the given keys, or None when the span reports none."""
+    inp = number(attributes, *input_keys)
+    out = number(attributes, *output_keys)
+    if inp is None and out is None:
+        return None
+    return Tokens(
+        input=inp or 0,
+        output=out or 0,
+        cache_read=number(attributes, cache_keys[0]),
+        cache_write=number(attributes, cache_keys[1]),
+        aggregate=aggregate,
+    )
+
+
+def cancel_reason(exception_type: str) -> str | None:
+    """The cancellation an exception class stands for, or None if it is an ordinary error."""
+    return _CANCEL_REASONS.get(exception_type.rsplit(".", 1)[-1])
+
+
+def outcome(
+    span: ReadableSpan, attributes: Mapping[str, Any]
+) -> tuple[str | None, str | None, str | None]:
+    """``(error, error_type, cancelled)`` from the span's status, exception events, ``error.type``
+    and framework cancellation attributes. A cancellation is never also an error."""
+    cancelled: str | None = None
+    failure: tuple[str, str] | None = None
+    escaped = False
+    for event in span.events:
+        if event.name != n.EXCEPTION_EVENT:
+            continue
+        attrs = event.attributes or {}
+        exc_type = str(attrs.get(n.EXCEPTION_TYPE, ""))
+        reason = cancel_reason(exc_type)
+        if reason is not None:
+            cancelled = reason
+            continue
+        failure = (exc_type, str(attrs.get(n.EXCEPTION_MESSAGE, "")))
+        escaped = escaped or str(attrs.get(n.EXCEPTION_ESCAPED, "")).lower() == "true"
+    error_type = text(attributes, n.ERROR_TYPE)
+    framework_cancel = text(attributes, n.STRANDS_CANCELLATION)
+    if framework_cancel is not None:
+        cancelled = cancel_reason(framework_cancel) or f"cancelled ({framework_cancel})"
+    description = span.status.description
+    if error_type == n.ERROR_TYPE_CANCELLED:
+        cancelled = cancelled or _strip_cancelled(description)
+    if cancelled is not None:
+        return None, error_type, cancelled
+    if span.status.status_code is not StatusCode.ERROR and not escaped:
+        return None, None, None
+    if failure is not None:
+        short = failure[0].rsplit(".", 1)[-1]
+        error = description or (f"{short}: {failure[1]}" if failure[1] else short)
+        return error, failure[0], None
+    return description or error_type or "span ended with status ERROR", error_type, None
+
+
+def _strip_cancelled(description: str | None) -> str:
+    if not description:
+        return "cancelled"
+    head, sep, rest = description.partition(": ")
+    return rest if sep and head == n.ERROR_TYPE_CANCELLED else description
+
+
+def json_value(value: str | None) -> Any:
+    """``value`` parsed as JSON when it is JSON text, else as given."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def content_text(value: Any) -> str | None:
+    """The text in a content value: a plain string, or the text parts of JSON content (GenAI
+    ``parts``, strands' ``[{"text": ...}]`` blocks, OpenAI-style ``content``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parsed = json_value(value)
+        if isinstance(parsed, (list, dict)):
+            found = _texts(parsed)
+            return "".join(found) if found else value
+        return value
+    found = _texts(value)
+    return "".join(found) if found else None
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for item in value for t in _texts(item)]
+    if isinstance(value, dict):
+        for key in ("text", "content", "parts"):
+            if key in value:
+                return _texts(value[key])
+    return []
+
+
+def messages_text(value: Any, role: str, *, last: bool, start: int = 0) -> str | None:
+    """The text of the first (or last) message with ``role`` in a GenAI messages list."""
+    messages = json_value(value) if isinstance(value, str) else value
+    if not isinstance(messages, list):
+        return None
+    picked = [
+        m for m in messages[start:] if isinstance(m, dict) and m.get("role") == role and _texts(m)
+    ]
+    if not picked:
+        return None
+    return "".join(_texts(picked[-1] if last else picked[0]))
+
+
+def event_text(span: ReadableSpan, event_name: str, field: str) -> str | None:
+    """The text of ``field`` of the first span event named ``event_name``."""
+    for event in span.events:
+        if event.name == event_name:
+            return content_text((event.attributes or {}).get(field))
+    return None
+
+
+def plain_event(name: str, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The runtrace event a plain span event (or log record) named ``name`` stands for: a core
+    event when its attributes fit, else a generic event keeping them as given."""
+    try:
+        return event_from_attributes(name, attributes).model_dump()
+    except ValidationError:
+        return {"type": UNPARSED_SPAN_EVENT, "name": name, "attributes": dict(attributes or {})}
+
+
+def plain_events(span: ReadableSpan) -> tuple[SpanEvent, ...]:
+    """An agent span's own events, as the processor picks them up from plain run spans: all but
+    OpenTelemetry's ``exception`` events (the outcome already says them) and GenAI content events
+    (``gen_ai.*``: read as the prompt and result)."""
+    return tuple(
+        SpanEvent(at_ns=event.timestamp, event=plain_event(event.name, event.attributes))
+        for event in span.events
+        if event.name != n.EXCEPTION_EVENT and not event.name.startswith(n.GEN_AI_PREFIX)
+    )
