@@ -20,10 +20,9 @@ from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
+from runtrace import RunHandle, RunSpanProcessor, RunStore, Runtrace, SpanSettings
 from runtrace.events import parse_event
-from runtrace.otel import RunHandle, Runtrace, SpanSettings
-from runtrace.otel.attributes import event_attributes
-from runtrace.store import RunStore
+from runtrace.otel import event_attributes
 
 CASES: dict[str, dict[str, Any]] = {
     "turn_start": {"type": "turn_start", "turn": 3},
@@ -72,7 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     provider = TracerProvider()
-    rt = Runtrace(provider, settings=SpanSettings(capture_content=False))
+    rt = Runtrace(provider, RunSpanProcessor(settings=SpanSettings(capture_content=False)))
     results: dict[str, dict[str, list[float]]] = {
         case: {key: [] for key in ("bare", "model", "dict", "attributes", "store")}
         for case in CASES

@@ -10,7 +10,7 @@ agent that adds a field loses nothing either.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
@@ -375,16 +375,20 @@ def _event_tag(value: Any) -> str:
     return event_type if event_type in _CLASS_BY_TYPE else _GENERIC_TAG
 
 
-AgentEvent = Union[
-    (
-        *(Annotated[cls, Tag(cls.model_fields["type"].default)] for cls in _CORE_CLASSES),
-        Annotated[GenericEvent, Tag(_GENERIC_TAG)],
-    )
-]
-"""The union of all event classes, as a type for annotations."""
+if TYPE_CHECKING:
+    # For the type checker any event is a BaseEvent: the union below is built at run time from
+    # the class list, which no static checker can follow.
+    AgentEvent: TypeAlias = BaseEvent
+    Event: TypeAlias = BaseEvent
+else:
+    _TAGGED = [Annotated[cls, Tag(cls.model_fields["type"].default)] for cls in _CORE_CLASSES]
+    _TAGGED.append(Annotated[GenericEvent, Tag(_GENERIC_TAG)])
+    AgentEvent = Union[tuple(_TAGGED)]  # noqa: UP007 (built from a list: no `|` spelling)
+    """The union of all event classes, as a type for annotations."""
 
-Event = Annotated[AgentEvent, Discriminator(_event_tag)]
-"""A field type that validates any event: core types by ``type``, the rest as GenericEvent."""
+    Event = Annotated[AgentEvent, Discriminator(_event_tag)]
+    """A field type that validates any event: core types by ``type``, the rest as
+    GenericEvent."""
 
 _EVENT_ADAPTER: TypeAdapter[BaseEvent] = TypeAdapter(Event)
 

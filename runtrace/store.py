@@ -7,9 +7,10 @@ unknown run raise :class:`RunNotFound` instead of silently doing nothing.
 
 from __future__ import annotations
 
+import builtins
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import runs
@@ -167,7 +168,7 @@ class RunStore:
         snapshots.sort(key=lambda s: s.created_at_ms)
         return snapshots
 
-    def records(self) -> list[RunRecord]:
+    def records(self) -> builtins.list[RunRecord]:
         """Every run with its events, oldest first, consistent with one another."""
         with self._lock:
             pairs = [(s, list(self._events[s.id])) for s in self._runs.values()]
@@ -189,7 +190,7 @@ class RunStore:
             self._events = new_events
             self._finished = {}
 
-    def _update(self, run_id: str, change: Any) -> RunSnapshot:
+    def _update(self, run_id: str, change: Callable[[RunSnapshot], RunSnapshot]) -> RunSnapshot:
         with self._lock:
             snapshot = self._runs.get(run_id)
             if snapshot is None:

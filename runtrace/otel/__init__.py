@@ -1,44 +1,51 @@
 """The OpenTelemetry edge of runtrace: runs as spans, and the API agents record with.
 
-- :class:`Runtrace` / :class:`RunHandle`: start runs, record events, cancel.
-- :class:`RunSpanProcessor`: the SDK span processor that keeps run spans as live runs.
-- :mod:`runtrace.otel.attributes`: events and runs <-> span attributes, reusable for replay.
-- :class:`RunHooks`: observe runs; :class:`RunCancelled` is what a cancelled run raises.
-- :func:`run_spans` / :func:`forward_records` (:mod:`runtrace.otel.replay`): stored runs as spans,
-  replayed to an OTLP/HTTP backend.
+One small module per behaviour:
+
+- ``semconv``: every attribute name (GenAI conventions, ``runtrace.*``); ``values``: what an
+  attribute can hold (integers beyond int64 as decimal strings); ``settings``: ``SpanSettings``.
+- ``span_events``: events <-> span-event attributes; ``run_span``: run-span name, attributes,
+  status; ``children``: ``execute_tool`` / ``invoke_agent`` child spans.
+- ``live``: open runs; ``pickup``: plain span events taken at a span's end; ``fanout``: hooks and
+  sinks through the fault policy; ``cancel_hook``: :class:`CancelSpanHook`.
+- ``processor``: :class:`RunSpanProcessor`, the SDK callbacks; ``api``: ``Runtrace``,
+  ``RunHandle``, ``record_event``, ``current_run``; ``replay``: stored runs as spans, to OTLP.
+
+``Runtrace``, ``RunHandle``, ``RunSpanProcessor``, ``SpanSettings``, ``record_event`` and
+``current_run`` are imported from the top-level ``runtrace`` package; this package lists the rest.
 """
 
 from __future__ import annotations
 
-from ..errors import ForwardError, RunCancelled
-from .api import RunHandle, RunScope, Runtrace, current_run, record_event
-from .attributes import (
-    SpanSettings,
-    event_attributes,
-    event_from_attributes,
-    run_status,
-)
-from .hooks import CancellationToken, RunHooks
-from .processor import CancelSpanHook, RunSpanProcessor
+from .api import RunScope
+from .cancel_hook import CancelSpanHook
+from .pickup import SPAN_EVENTS_DROPPED, UNPARSED_SPAN_EVENT
+from .processor import ForeignSpans
 from .replay import ForwardResult, forward_records, run_spans
+from .run_span import run_status
+from .span_events import event_attributes, event_from_attributes
+
+# isort: off
+# Transitional, not part of this package's API (they are top-level names, one path each): the
+# top-level runtrace/__init__.py still imports them from here. Remove this block once it imports
+# them from runtrace.otel.api / .processor / .settings and runtrace.hooks.
+from ..hooks import CancellationToken as CancellationToken, RunHooks as RunHooks
+from .api import RunHandle as RunHandle, Runtrace as Runtrace
+from .api import current_run as current_run, record_event as record_event
+from .processor import RunSpanProcessor as RunSpanProcessor
+from .settings import SpanSettings as SpanSettings
+# isort: on
 
 __all__ = [
+    "SPAN_EVENTS_DROPPED",
+    "UNPARSED_SPAN_EVENT",
     "CancelSpanHook",
-    "CancellationToken",
-    "ForwardError",
+    "ForeignSpans",
     "ForwardResult",
-    "RunCancelled",
-    "RunHandle",
-    "RunHooks",
     "RunScope",
-    "RunSpanProcessor",
-    "Runtrace",
-    "SpanSettings",
-    "current_run",
     "event_attributes",
     "event_from_attributes",
     "forward_records",
-    "record_event",
     "run_spans",
     "run_status",
 ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -21,14 +20,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from ..errors import NoActiveRun, RunCancelled, RuntraceError
-from ..events import BaseEvent
+from ..hooks import CancellationToken
 from ..runs import RunEventRecord, RunSnapshot, RunStatus
-from ..sinks.base import RunSink
 from ..store import RunStore
 from ..version import __version__
-from .attributes import SpanSettings, run_span_name, run_start_attributes
-from .hooks import CancellationToken
-from .processor import RunSpanProcessor, _LiveRun, find_live_run
+from .live import LiveRun
+from .processor import EventInput, RunSpanProcessor, find_live_run
+from .run_span import run_span_name, run_start_attributes
+from .settings import SpanSettings
 
 __all__ = ["RunHandle", "RunScope", "Runtrace", "current_run", "record_event"]
 
@@ -70,7 +69,7 @@ class RunHandle:
 
     __slots__ = ("_live", "_processor", "id", "session_id")
 
-    def __init__(self, processor: RunSpanProcessor, live: _LiveRun) -> None:
+    def __init__(self, processor: RunSpanProcessor, live: LiveRun) -> None:
         self._processor = processor
         self._live = live
         self.id = live.run_id
@@ -79,17 +78,12 @@ class RunHandle:
     def __repr__(self) -> str:
         return f"RunHandle(id={self.id!r}, session_id={self.session_id!r})"
 
-    def record(
-        self,
-        event: BaseEvent | dict[str, Any] | str | bytes,
-        *,
-        timestamp_ns: int | None = None,
-    ) -> RunSnapshot:
+    def record(self, event: EventInput, *, at_ns: int | None = None) -> RunSnapshot:
         """Validate ``event`` (a dict, JSON text or event model), add it to the run, return the
         snapshot right after it. Raises ``pydantic.ValidationError`` for a malformed core event,
-        leaving the run untouched. ``timestamp_ns`` (epoch nanoseconds, now by default) is for
-        events replayed from an agent's own log."""
-        return self._processor.record_live(self._live, event, timestamp_ns=timestamp_ns)
+        leaving the run untouched. ``at_ns`` (epoch nanoseconds, now by default) is for events
+        replayed from an agent's own log."""
+        return self._processor.record_live(self._live, event, at_ns=at_ns)
 
     def snapshot(self) -> RunSnapshot:
         """The run's current snapshot; once the store evicted the finished run
@@ -135,31 +129,27 @@ class RunHandle:
         """The run's OpenTelemetry span."""
         return self._live.span
 
-    def end(
-        self, error: BaseException | None = None, *, end_time_ns: int | None = None
-    ) -> RunSnapshot:
+    def end(self, error: BaseException | None = None, *, at_ns: int | None = None) -> RunSnapshot:
         """End the run (what leaving ``start_run`` does): ``error`` is what escaped, if anything.
 
         A cancellation, or any error once the token was set, ends it cancelled; another error
         ends it failed (recorded on the span); otherwise its events decide, completed by default.
-        The span ends at ``end_time_ns`` (epoch nanoseconds), now by default. Ending twice does
-        nothing more.
+        The span ends at ``at_ns`` (epoch nanoseconds), now by default. Ending twice does nothing
+        more.
         """
         live = self._live
         processor = self._processor
         if error is not None and not live.settled:
             if isinstance(error, (*_CANCELLATIONS, RunCancelled)) or live.token.cancelled:
-                processor.cancel_on_exit(
-                    live, live.token.reason or _exit_reason(error), end_time_ns
-                )
+                processor.cancel_on_exit(live, live.token.reason or _exit_reason(error), at_ns)
             else:
                 span = live.span
                 if span.is_recording():
                     span.record_exception(error, escaped=True)
                 processor.mark_failed(
-                    live, f"{type(error).__name__}: {error}", _type_name(error), end_time_ns
+                    live, f"{type(error).__name__}: {error}", _type_name(error), at_ns
                 )
-        processor.end_run(self.id, end_time_ns)
+        processor.end_run(self.id, at_ns)
         final = live.final  # set when the span ended; the store may have evicted the run since
         return final if final is not None else self.snapshot()
 
@@ -222,21 +212,17 @@ class RunScope:
 class Runtrace:
     """runtrace on an OpenTelemetry tracer provider: the entry point for agent code.
 
-    Adds a :class:`RunSpanProcessor` (with ``store``, ``sinks``, ``hooks``, ``settings``) to
-    ``tracer_provider`` (the global one by default, which must be an SDK ``TracerProvider``).
+    Adds ``processor`` (a :class:`RunSpanProcessor`, which carries the configuration: store,
+    sinks, hooks, settings; a default one if None) to ``tracer_provider`` (the global one by
+    default, which must be an SDK ``TracerProvider``), and starts runs on it:
+    ``Runtrace(provider, RunSpanProcessor(store, sinks=[DuckDBSink("runs.duckdb")]))``.
     Other processors on the provider, an OTLP exporter for one, see the run spans as usual.
     """
 
     def __init__(
         self,
         tracer_provider: trace.TracerProvider | None = None,
-        store: RunStore | None = None,
-        sinks: Iterable[RunSink] = (),
-        hooks: Iterable[object] = (),
-        *,
-        settings: SpanSettings | None = None,
-        cancel_ends_span: bool = True,
-        raise_errors: bool | None = None,
+        processor: RunSpanProcessor | None = None,
     ) -> None:
         provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
         if not callable(getattr(provider, "add_span_processor", None)):
@@ -245,18 +231,20 @@ class Runtrace:
                 "; pass tracer_provider=opentelemetry.sdk.trace.TracerProvider() or set one"
                 " with opentelemetry.trace.set_tracer_provider()"
             )
+        if processor is not None and not isinstance(processor, RunSpanProcessor):
+            raise RuntraceError(
+                f"processor must be a runtrace RunSpanProcessor, not {type(processor).__name__}"
+            )
+        processor = processor if processor is not None else RunSpanProcessor()
+        if processor.tracer is not None:
+            raise RuntraceError(
+                "this RunSpanProcessor already belongs to a Runtrace; make one per provider"
+            )
         self.tracer_provider = provider
-        self.processor = RunSpanProcessor(
-            store,
-            sinks,
-            hooks,
-            settings=settings,
-            cancel_ends_span=cancel_ends_span,
-            raise_errors=raise_errors,
-        )
-        provider.add_span_processor(self.processor)  # type: ignore[attr-defined]
+        self.processor = processor
+        provider.add_span_processor(processor)  # type: ignore[attr-defined]
         self.tracer = provider.get_tracer("runtrace", __version__)
-        self.processor.tracer = self.tracer
+        processor.tracer = self.tracer
 
     @property
     def store(self) -> RunStore:
@@ -295,12 +283,12 @@ class Runtrace:
         agent_name: str | None = None,
         attributes: dict[str, Any] | None = None,
         *,
-        start_time_ns: int | None = None,
+        at_ns: int | None = None,
     ) -> RunHandle:
         """Start a run without making its span current; end it with :meth:`RunHandle.end`.
 
         For agents whose run does not fit one ``with`` block (callbacks, generators), and for
-        runs replayed from an agent's log (``start_time_ns``: epoch nanoseconds, now by
+        runs replayed from an agent's log (``at_ns``: its start, epoch nanoseconds, now by
         default). The span's parent is the current span, if any.
         """
         run_id = f"run-{uuid.uuid4()}"
@@ -312,12 +300,12 @@ class Runtrace:
             settings=self.settings,
             extra=attributes,
         )
-        self.processor.expect_run(run_id, prompt)
+        self.processor.expect_run(run_id, prompt, attributes)
         span = self.tracer.start_span(
             run_span_name(agent_name),
             kind=trace.SpanKind.INTERNAL,
             attributes=span_attributes,
-            start_time=start_time_ns,
+            start_time=at_ns,
         )
         live = self.processor.live_run(run_id)
         if live is None:
@@ -325,7 +313,7 @@ class Runtrace:
                 span.end()
                 raise RuntraceError(f"run {run_id} could not be started; see the log")
             # The sampler dropped the span: the run is kept all the same, without a span.
-            live = self.processor.start_unrecorded(span, span_attributes, prompt)
+            live = self.processor.start_unrecorded(span, span_attributes, prompt, attributes)
         return RunHandle(self.processor, live)
 
     def current_run(self, session_id: str) -> RunHandle | None:
@@ -355,7 +343,7 @@ def current_run() -> RunHandle | None:
     return RunHandle(*found)
 
 
-def record_event(event: BaseEvent | dict[str, Any] | str | bytes) -> RunSnapshot:
+def record_event(event: EventInput) -> RunSnapshot:
     """Record ``event`` on the current run (see :func:`current_run`).
 
     Raises :class:`~runtrace.errors.NoActiveRun` when there is none.

@@ -1,151 +1,92 @@
-"""RunSpanProcessor: turns OpenTelemetry run spans into live runs in a RunStore, and feeds sinks.
+"""RunSpanProcessor: the SDK callbacks that turn run spans into live runs, and the recording,
+cancelling and ending of those runs.
 
-A span is a run when runtrace started it (``runtrace.span.kind = "run"``) or it is a GenAI
-``invoke_agent`` span that is not one of runtrace's own child spans. ``on_start`` creates the run;
-events recorded through runtrace update it live; ``on_end`` picks up span events added with the
-plain OpenTelemetry API, finalises the snapshot and hands it to every sink. The processor never
-raises into the application: a failing sink or hook, or a bug here, is logged (and re-raised under
-pytest, so that bugs show in tests).
+A span is a run when runtrace started it or it is a GenAI ``invoke_agent`` span that is not one of
+runtrace's own child spans (:func:`~runtrace.otel.run_span.is_run_span`). ``on_start`` creates the
+run; events recorded through runtrace update it live; ``on_end`` picks up span events added with
+the plain OpenTelemetry API, finalises the snapshot and hands it to every sink. Every other span,
+except runtrace's own child spans, goes to :attr:`RunSpanProcessor._foreign`, the seam where the
+translator of framework spans plugs in. The processor never raises into the application: faults go
+through :class:`~runtrace.faults.Faults` (logged and counted; re-raised under pytest).
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
-from pydantic import ValidationError
 
-from ..events import BaseEvent, GenericEvent
+from ..events import BaseEvent
+from ..faults import Faults
+from ..hooks import RunHooks
 from ..runs import RunEventRecord, RunSnapshot, RunStatus, finish
-from ..sinks.base import RunSink
+from ..sink import RunSink, flush_all, shutdown_all
 from ..store import RunStore
-from .attributes import (
-    EVENT_SEQUENCE,
-    GEN_AI_AGENT_NAME,
-    GEN_AI_CONVERSATION_ID,
-    RUN_ID,
-    RUN_PROMPT,
-    SPAN_KIND,
-    SpanSettings,
-    child_span_end,
-    child_span_start,
-    event_attributes,
-    event_from_attributes,
-    is_run_span,
-    run_end_attributes,
-    run_status,
-)
-from .hooks import HOOK_METHODS, CancellationToken
+from . import semconv as sc
+from .cancel_hook import CancelSpanHook
+from .children import CHILD_EVENT_TYPES, close_children, on_child_event
+from .fanout import RunFanout
+from .live import LiveRun, LiveRuns
+from .pickup import pickup
+from .run_span import is_own_span, is_run_span, run_end_attributes, run_status
+from .settings import SpanSettings
+from .span_events import event_attributes
 
-__all__ = ["SPAN_EVENTS_DROPPED", "UNPARSED_SPAN_EVENT", "RunSpanProcessor"]
-
-log = logging.getLogger("runtrace.otel")
-
-UNPARSED_SPAN_EVENT = "otel_span_event"
-"""Type of the generic event that keeps a plain span event whose attributes do not fit its
-event type (``name`` and ``attributes`` as given): nothing is dropped, and it reloads cleanly."""
-
-SPAN_EVENTS_DROPPED = "span_events_dropped"
-"""Type of the generic event (``count``: how many) that says a run lost plain span events: the
-span dropped them (its event limit) before runtrace could pick them up at its end."""
+__all__ = ["ForeignSpans", "RunSpanProcessor", "find_live_run"]
 
 _time_ns = time.time_ns
-_MISSING = object()
+_NS_PER_MS = 1_000_000
 
-_CHILD_EVENT_TYPES = frozenset(
-    {"tool_start", "tool_execution_start", "tool_end", "subagent_start", "subagent_end"}
-)
+EventInput = BaseEvent | dict[str, Any] | str | bytes
+"""What ``record`` accepts: an event model, a dict, or JSON text (validated once)."""
 
 # Every live processor, so that module-level ``record_event`` can find the run of a plain span.
 _PROCESSORS: weakref.WeakSet[RunSpanProcessor] = weakref.WeakSet()
 
 
-class _LiveRun:
-    """What the processor knows about a run whose span has not ended yet."""
+class ForeignSpans(Protocol):
+    """Where the processor hands spans that are not runtrace's: neither a run span nor one of
+    its child spans (``runtrace.span.kind`` absent). The translator of framework spans
+    (``runtrace.otel.translate``) implements it; until then nothing handles them."""
 
-    __slots__ = (
-        "cancel_ns",
-        "children",
-        "drops_reported",
-        "error_type",
-        "final",
-        "lock",
-        "owned",
-        "picked",
-        "recorded",
-        "run_id",
-        "session_id",
-        "settled",
-        "span",
-        "span_added",
-        "token",
-    )
+    def on_start(self, span: Span) -> None: ...
 
-    def __init__(self, run_id: str, session_id: str, span: trace.Span, owned: bool) -> None:
-        self.run_id = run_id
-        self.session_id = session_id
-        self.span = span
-        self.owned = owned  # started through Runtrace, which ends it
-        self.recorded = span.is_recording()  # False when the sampler dropped the span
-        self.token = CancellationToken(run_id)
-        self.settled = False  # final status and attributes are on the span; no more span events
-        self.error_type: str | None = None
-        self.children: dict[tuple[str, str], Span | None] = {}  # None: the span is starting
-        self.picked: set[object] = set()  # plain span events already recorded (by identity)
-        self.lock = threading.Lock()
-        self.cancel_ns: int | None = None  # an explicit cancel time: the span ends then
-        self.final: RunSnapshot | None = None  # the finished snapshot, kept past eviction
-        # One item per span event runtrace added (list.append is atomic, a counter is not), so
-        # that a pickup can tell plain events the span dropped from runtrace's own.
-        self.span_added: list[None] = []
-        self.drops_reported = 0  # plain span events reported lost (span_events_dropped)
+    def on_end(self, span: ReadableSpan) -> None: ...
 
 
-def _auto_raise() -> bool:
-    return "PYTEST_CURRENT_TEST" in os.environ
+class _NoForeignSpans:
+    """The default :class:`ForeignSpans`: foreign spans are left to the other processors."""
 
+    def on_start(self, span: Span) -> None:
+        pass
 
-class CancelSpanHook:
-    """The built-in hook: a cancelled run's span ends at once, with the cancelled status.
-
-    The processor installs it after the user's hooks. Spans that runtrace started are ended;
-    spans started by plain OpenTelemetry code get the status and attributes, and are ended by
-    their owner as usual (ending them here would make the owner's ``end()`` warn).
-    """
-
-    def __init__(self, processor: RunSpanProcessor) -> None:
-        self._processor = processor
-
-    def on_run_cancelled(self, run_id: str, session_id: str, reason: str) -> None:
-        self._processor.end_run(run_id)
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
 
 
 class RunSpanProcessor(SpanProcessor):
     """An OpenTelemetry ``SpanProcessor`` that keeps every run span as a live run.
 
     ``store``: where runs live (a new :class:`~runtrace.store.RunStore` by default).
-    ``sinks``: :class:`~runtrace.sinks.base.RunSink` objects given every run change and event.
-    ``hooks``: :class:`~runtrace.otel.hooks.RunHooks` objects. ``settings``: how runs look on spans.
-    ``cancel_ends_span``: install the built-in hook that ends a cancelled run's span at once.
-    ``raise_errors``: re-raise internal, sink and hook errors instead of logging them; by default
-    only under pytest.
+    ``sinks``: :class:`~runtrace.sink.RunSink` objects given every run change and event.
+    ``hooks``: :class:`~runtrace.hooks.RunHooks` subclasses (only overridden methods are called).
+    ``settings``: how runs look on spans. ``cancel_ends_span``: install the built-in hook that
+    ends a cancelled run's span at once. ``raise_errors``: re-raise internal, sink and hook
+    errors instead of logging them; by default only under pytest.
     """
 
     def __init__(
         self,
         store: RunStore | None = None,
         sinks: Iterable[RunSink] = (),
-        hooks: Iterable[object] = (),
+        hooks: Iterable[RunHooks] = (),
         *,
         settings: SpanSettings | None = None,
         cancel_ends_span: bool = True,
@@ -154,120 +95,107 @@ class RunSpanProcessor(SpanProcessor):
         self.store = store if store is not None else RunStore()
         self.settings = settings if settings is not None else SpanSettings()
         self.sinks: tuple[RunSink, ...] = tuple(sinks)
-        self.hooks: tuple[object, ...] = tuple(hooks)
+        self.hooks: tuple[RunHooks, ...] = tuple(hooks)
         self.tracer: trace.Tracer | None = None
         """Tracer for child spans; :class:`~runtrace.otel.api.Runtrace` sets it. Without one,
         tool calls and subagents stay span events only."""
+        self.faults = Faults("runtrace.otel", raise_errors)
+        """The fault policy of this processor, its sinks and hooks (``faults.counts``)."""
         all_hooks = self.hooks + ((CancelSpanHook(self),) if cancel_ends_span else ())
-        self._hook_calls: dict[str, tuple[Callable[..., Any], ...]] = {
-            method: tuple(
-                getattr(hook, method) for hook in all_hooks if callable(getattr(hook, method, None))
-            )
-            for method in HOOK_METHODS
-        }
-        self._on_event_hooks = self._hook_calls["on_event"]
-        self._sink_on_event = tuple(sink.on_event for sink in self.sinks)
-        self._raise_errors = raise_errors
-        self._lock = threading.Lock()
-        self._live: dict[str, _LiveRun] = {}
-        self._by_span: dict[int, _LiveRun] = {}
-        self._current: dict[str, str] = {}
-        self._expected: dict[str, str] = {}  # run id -> prompt, for runs Runtrace is starting
+        self._fan = RunFanout(self.sinks, all_hooks, self.faults)
+        self._after_event = bool(self._fan.sink_on_event or self._fan.on_event)
+        self._runs = LiveRuns()
+        self._foreign: ForeignSpans = _NoForeignSpans()
+        """The seam for spans that are not runtrace's (see :class:`ForeignSpans`)."""
         self._is_shutdown = False
         _PROCESSORS.add(self)
 
     # --- SpanProcessor -------------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        try:
-            attributes = span.attributes
-            if is_run_span(attributes):
+        attributes = span.attributes
+        if attributes is not None and is_run_span(attributes):
+            with self.faults.guard("starting a run span"):
                 self._start_run(span, attributes, span.start_time)
-        except Exception:
-            self._fault("starting a run span")
+        elif not is_own_span(attributes):  # runtrace's own child spans are never foreign
+            with self.faults.guard("a foreign span's start"):
+                self._foreign.on_start(span)
 
     def on_end(self, span: ReadableSpan) -> None:
-        try:
-            context = span.context
-            if context is None:
-                return
-            with self._lock:
-                live = self._by_span.pop(context.span_id, None)
-                if live is None:
-                    return
-                self._live.pop(live.run_id, None)
-                if self._current.get(live.session_id) == live.run_id:
-                    del self._current[live.session_id]
-                settled = live.settled
-                live.settled = True
+        context = span.context
+        if context is None:
+            return
+        ended = self._runs.end(context.span_id)
+        if ended is None:
+            if not is_own_span(span.attributes):
+                with self.faults.guard("a foreign span's end"):
+                    self._foreign.on_end(span)
+            return
+        live, settled = ended
+        with self.faults.guard("ending a run span"):
             end_ns = span.end_time if span.end_time is not None else _time_ns()
             # Plain span events: all of them for a span that plain OpenTelemetry code ended, the
             # ones added after a cancel settled it otherwise (none for spans runtrace ends).
-            self._pickup(live, span)
+            pickup(live, span, self._record_picked)
             if not settled:
-                self._close_children(live, end_ns)
+                close_children(live, end_ns)
             error = None
             if span.status.status_code is StatusCode.ERROR:
                 error = span.status.description or "span ended with status ERROR"
             self._finalise(live, end_ns, error)
-        except Exception:
-            self._fault("ending a run span")
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        ok = True
-        for sink in self.sinks:
-            try:
-                ok = sink.force_flush(timeout_millis) is not False and ok
-            except Exception:
-                ok = False
-                self._fault("flushing a sink")
-        return ok
+        """Flush every sink within one shared deadline of ``timeout_millis``."""
+        return flush_all(self.sinks, timeout_millis, self.faults)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_millis: int = 30_000) -> None:
+        """Shut every sink down (once) within one shared deadline of ``timeout_millis``."""
         if self._is_shutdown:
             return
         self._is_shutdown = True
-        for sink in self.sinks:
-            try:
-                sink.shutdown()
-            except Exception:
-                self._fault("shutting down a sink")
+        shutdown_all(self.sinks, timeout_millis, self.faults)
 
     # --- runs ----------------------------------------------------------------------------------
 
-    def expect_run(self, run_id: str, prompt: str) -> None:
+    def expect_run(
+        self, run_id: str, prompt: str, attributes: Mapping[str, Any] | None = None
+    ) -> None:
         """The next span carrying ``runtrace.run.id = run_id`` is one runtrace starts and ends,
-        with this prompt (kept off the span unless content capture is on)."""
-        with self._lock:
-            self._expected[run_id] = prompt
+        with this prompt (kept off the span unless content capture is on) and the caller's own
+        ``attributes`` as given (the span holds them as far as it can)."""
+        self._runs.expect(run_id, prompt, attributes)
 
     def start_unrecorded(
-        self, span: trace.Span, attributes: Mapping[str, Any], prompt: str
-    ) -> _LiveRun:
+        self,
+        span: trace.Span,
+        attributes: Mapping[str, Any],
+        prompt: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> LiveRun:
         """Keep a run whose span the sampler dropped (no ``on_start`` came): the store and the
         sinks still get it; only the span side is missing."""
-        self.expect_run(str(attributes[RUN_ID]), prompt)
+        self.expect_run(str(attributes[sc.RUN_ID]), prompt, extra)
         return self._start_run(span, attributes, None)
 
-    def live_run(self, run_id: str) -> _LiveRun | None:
+    def live_run(self, run_id: str) -> LiveRun | None:
         """The open run ``run_id`` (None once its span ended)."""
-        return self._live.get(run_id)
+        return self._runs.get(run_id)
 
-    def live_run_for_span(self, span: trace.Span) -> _LiveRun | None:
+    def live_run_for_span(self, span: trace.Span) -> LiveRun | None:
         """The open run whose span is ``span``, if it is one of this processor's runs."""
-        live = self._by_span.get(span.get_span_context().span_id)
+        live = self._runs.for_span(span.get_span_context().span_id)
         return live if live is not None and live.span is span else None
 
     def current_run_id(self, session_id: str) -> str | None:
         """The session's current run: the last one started whose span is still open."""
-        return self._current.get(session_id)
+        return self._runs.current(session_id)
 
-    def record(self, run_id: str, event: BaseEvent | dict[str, Any] | str | bytes) -> RunSnapshot:
+    def record(self, run_id: str, event: EventInput) -> RunSnapshot:
         """Record ``event`` on run ``run_id``: store, span event, child spans, sinks, hooks.
 
         A run whose span already ended still gets the event in the store and the sinks.
         """
-        live = self._live.get(run_id)
+        live = self._runs.get(run_id)
         if live is None:
             snapshot, record = self.store.record(run_id, event)
             self._after_record(snapshot, record)
@@ -275,16 +203,12 @@ class RunSpanProcessor(SpanProcessor):
         return self.record_live(live, event)
 
     def record_live(
-        self,
-        live: _LiveRun,
-        event: BaseEvent | dict[str, Any] | str | bytes,
-        *,
-        on_span: bool = True,
-        timestamp_ns: int | None = None,
+        self, live: LiveRun, event: EventInput, *, on_span: bool = True, at_ns: int | None = None
     ) -> RunSnapshot:
-        """The hot path of :meth:`record`, for callers that hold the live run."""
-        ns = _time_ns() if timestamp_ns is None else timestamp_ns
-        snapshot, record = self.store.record(live.run_id, event, at_ms=ns // 1_000_000)
+        """The hot path of :meth:`record`, for callers that hold the live run; ``at_ns`` is
+        the event's time (epoch ns, now by default)."""
+        ns = _time_ns() if at_ns is None else at_ns
+        snapshot, record = self.store.record(live.run_id, event, at_ms=ns // _NS_PER_MS)
         if on_span and not live.settled and live.recorded:
             model = record.event
             event_type = model.type
@@ -295,27 +219,23 @@ class RunSpanProcessor(SpanProcessor):
                     ns,
                 )
                 live.span_added.append(None)
-                if event_type in _CHILD_EVENT_TYPES and self.tracer is not None:
-                    self._child_span(live, model, ns)
+                if event_type in CHILD_EVENT_TYPES:
+                    tracer = self.tracer
+                    if tracer is not None and self.settings.child_spans:
+                        on_child_event(tracer, live, model, ns, self.settings)
             except Exception:
-                self._fault("adding a span event")
-        if self._sink_on_event or self._on_event_hooks:
+                self.faults.report("adding a span event")
+        if self._after_event:
             self._after_record(snapshot, record)
         return snapshot
 
+    def _record_picked(self, live: LiveRun, event: BaseEvent, at_ns: int | None) -> None:
+        self.record_live(live, event, on_span=False, at_ns=at_ns)
+
     def _after_record(self, snapshot: RunSnapshot, record: RunEventRecord) -> None:
-        for on_event in self._sink_on_event:
-            try:
-                on_event(snapshot, record)
-            except Exception:
-                self._fault("a sink's on_event")
-        if self._on_event_hooks:
-            session = snapshot.session_id
-            for hook in self._on_event_hooks:
-                try:
-                    hook(record.event, snapshot.id, session)
-                except Exception:
-                    self._fault("a hook's on_event")
+        fan = self._fan
+        fan.sink_on_event(snapshot, record)
+        fan.on_event(record.event, snapshot.id, snapshot.session_id)
 
     def cancel(
         self, run_id: str, reason: str = "cancelled by host", at_ns: int | None = None
@@ -326,9 +246,10 @@ class RunSpanProcessor(SpanProcessor):
         token, marks the run cancelled (the reason kept in ``error``), calls every hook's
         ``on_run_cancelled`` once, and the built-in hook ends the span with the cancelled status.
         """
-        with self._lock:
-            live = self._live.get(run_id)
-            if live is None or live.settled or self._current.get(live.session_id) != run_id:
+        runs = self._runs
+        with runs.lock:
+            live = runs.get(run_id)
+            if live is None or live.settled or not runs.is_current(live):
                 return False
             snapshot = self._cancel_in_store(live, reason, at_ns)
         if snapshot is None:
@@ -336,27 +257,25 @@ class RunSpanProcessor(SpanProcessor):
         self._after_cancel(live, snapshot, reason)
         return True
 
-    def cancel_on_exit(self, live: _LiveRun, reason: str, at_ns: int | None = None) -> None:
+    def cancel_on_exit(self, live: LiveRun, reason: str, at_ns: int | None = None) -> None:
         """The run's code left with a cancellation (``CancelledError``, ``KeyboardInterrupt``,
         ``GeneratorExit``, or any error after the token was set): the run ends cancelled,
         whether or not it is the session's current run. Hooks are still called only once."""
-        with self._lock:
+        with self._runs.lock:
             snapshot = self._cancel_in_store(live, reason, at_ns)
         if snapshot is not None:
             self._after_cancel(live, snapshot, reason)
         else:
             live.token.cancel(reason)  # the agent sees it stopped, whatever the store says
 
-    def _cancel_in_store(
-        self, live: _LiveRun, reason: str, at_ns: int | None
-    ) -> RunSnapshot | None:
-        """Under the processor lock: the store's transition decides. Returns the cancelled
-        snapshot if this call cancelled the run, None if it had already ended (completed,
-        failed, or cancelled by an earlier call): then nothing else happens."""
+    def _cancel_in_store(self, live: LiveRun, reason: str, at_ns: int | None) -> RunSnapshot | None:
+        """Under the runs' lock: the store's transition decides. Returns the cancelled snapshot
+        if this call cancelled the run, None if it had already ended (completed, failed, or
+        cancelled by an earlier call): then nothing else happens."""
         before = self.store.snapshot(live.run_id)
         if before is None or before.status.is_terminal:
             return None
-        at_ms = None if at_ns is None else at_ns // 1_000_000
+        at_ms = None if at_ns is None else at_ns // _NS_PER_MS
         snapshot = self.store.mark_cancelled(live.run_id, reason=reason, at_ms=at_ms)
         if snapshot.status is not RunStatus.CANCELLED:
             return None  # a terminal event got in first: the run keeps its outcome
@@ -364,22 +283,18 @@ class RunSpanProcessor(SpanProcessor):
         live.cancel_ns = at_ns
         return snapshot
 
-    def _after_cancel(self, live: _LiveRun, snapshot: RunSnapshot, reason: str) -> None:
-        self._notify_run(snapshot)
-        for hook in self._hook_calls["on_run_cancelled"]:
-            try:
-                hook(live.run_id, live.session_id, reason)
-            except Exception:
-                self._fault("a hook's on_run_cancelled")
+    def _after_cancel(self, live: LiveRun, snapshot: RunSnapshot, reason: str) -> None:
+        self._fan.on_run(snapshot)
+        self._fan.on_run_cancelled(live.run_id, live.session_id, reason)
 
     def mark_failed(
-        self, live: _LiveRun, error: str, error_type: str, at_ns: int | None = None
+        self, live: LiveRun, error: str, error_type: str, at_ns: int | None = None
     ) -> RunSnapshot:
         """The run's code raised: failed with ``error`` (never over a cancellation)."""
         live.error_type = error_type
-        at_ms = None if at_ns is None else at_ns // 1_000_000
+        at_ms = None if at_ns is None else at_ns // _NS_PER_MS
         snapshot = self.store.mark_failed(live.run_id, error, at_ms=at_ms)
-        self._notify_run(snapshot)
+        self._fan.on_run(snapshot)
         return snapshot
 
     def end_run(self, run_id: str, end_ns: int | None = None) -> None:
@@ -387,8 +302,8 @@ class RunSpanProcessor(SpanProcessor):
         status and attributes (true event count, span drops, token totals), and end the span if
         runtrace started it, at ``end_ns`` (now by default). Idempotent; the store's snapshot
         is finalised in ``on_end``."""
-        with self._lock:
-            live = self._live.get(run_id)
+        with self._runs.lock:
+            live = self._runs.get(run_id)
             if live is None or live.settled:
                 return
             live.settled = True
@@ -396,52 +311,56 @@ class RunSpanProcessor(SpanProcessor):
                 end_ns = live.cancel_ns
         span = live.span
         try:
-            snapshot = self.store.snapshot(run_id) if live.recorded else None
-            if snapshot is not None:
-                self._pickup(live, span)
-                snapshot = self.store.snapshot(run_id) or snapshot
-                final = finish(snapshot)  # what on_end will store, to put on the span now
-                status, attributes = run_status(final, self.settings, error_type=live.error_type)
-                attributes.update(
-                    run_end_attributes(
-                        final,
-                        self.settings,
-                        span_dropped_events=span.dropped_events,  # type: ignore[attr-defined]
-                    )
-                )
-                self._close_children(live, _time_ns() if end_ns is None else end_ns)
-                span.set_attributes(attributes)
-                if status.status_code is not StatusCode.UNSET:
-                    span.set_status(status)
-        except Exception:
-            self._fault("settling a run span")
+            with self.faults.guard("settling a run span"):
+                snapshot = self.store.snapshot(run_id) if live.recorded else None
+                if snapshot is not None:
+                    self._settle(live, span, snapshot, end_ns)
         finally:
             if not live.recorded:
                 self._finalise_unrecorded(live, end_ns)
             elif live.owned:
                 span.end(end_time=end_ns)
 
+    def _settle(self, live: LiveRun, span: Any, snapshot: RunSnapshot, end_ns: int | None) -> None:
+        """Put the final status and attributes on an open run span (an SDK span)."""
+        pickup(live, span, self._record_picked)
+        snapshot = self.store.snapshot(live.run_id) or snapshot
+        final = finish(snapshot)  # what on_end will store, to put on the span now
+        status, attributes = run_status(final, self.settings, error_type=live.error_type)
+        attributes.update(
+            run_end_attributes(final, self.settings, span_dropped_events=span.dropped_events)
+        )
+        close_children(live, _time_ns() if end_ns is None else end_ns)
+        span.set_attributes(attributes)
+        if status.status_code is not StatusCode.UNSET:
+            span.set_status(status)
+
     # --- internals ----------------------------------------------------------------------------
 
     def _start_run(
         self, span: trace.Span, attributes: Mapping[str, Any], start_ns: int | None
-    ) -> _LiveRun:
+    ) -> LiveRun:
         context = span.get_span_context()
         trace_id = format(context.trace_id, "032x")
-        run_id = attributes.get(RUN_ID)
+        run_id = attributes.get(sc.RUN_ID)
         if not run_id:
             run_id = f"run-{uuid.uuid4()}"
-            span.set_attribute(RUN_ID, run_id)
-        if SPAN_KIND not in attributes:
-            span.set_attribute(SPAN_KIND, "run")
+            span.set_attribute(sc.RUN_ID, run_id)
+        if sc.SPAN_KIND not in attributes:
+            span.set_attribute(sc.SPAN_KIND, sc.KIND_RUN)  # adopted: marked as runtrace's own
         run_id = str(run_id)
-        with self._lock:
-            expected = self._expected.pop(run_id, None)
-        session_id = attributes.get(GEN_AI_CONVERSATION_ID)
+        expected = self._runs.take_expected(run_id)
+        session_id = attributes.get(sc.GEN_AI_CONVERSATION_ID)
         # A plain invoke_agent span without a conversation id: its trace is its session.
         session_id = trace_id if session_id is None else str(session_id)
-        prompt = expected if expected is not None else str(attributes.get(RUN_PROMPT, ""))
-        agent_name = attributes.get(GEN_AI_AGENT_NAME)
+        stored = dict(getattr(span, "attributes", None) or attributes)
+        if expected is not None:
+            prompt, given = expected
+            # The caller's own values as given (an int beyond int64 whole, not as its digits).
+            stored.update({k: v for k, v in given.items() if k in stored})
+        else:
+            prompt = str(attributes.get(sc.RUN_PROMPT, ""))
+        agent_name = attributes.get(sc.GEN_AI_AGENT_NAME)
         snapshot = self.store.create_run(
             session_id,
             prompt,
@@ -449,168 +368,28 @@ class RunSpanProcessor(SpanProcessor):
             agent_name=None if agent_name is None else str(agent_name),
             trace_id=trace_id,
             span_id=format(context.span_id, "016x"),
-            attributes=dict(getattr(span, "attributes", None) or attributes),
-            created_at_ms=(_time_ns() if start_ns is None else start_ns) // 1_000_000,
+            attributes=stored,
+            created_at_ms=(_time_ns() if start_ns is None else start_ns) // _NS_PER_MS,
         )
-        live = _LiveRun(run_id, session_id, span, owned=expected is not None)
-        with self._lock:
-            self._live[run_id] = live
-            self._by_span[context.span_id] = live
-            self._current[session_id] = run_id
-        self._notify_run(snapshot)
-        for hook in self._hook_calls["on_run_start"]:
-            try:
-                hook(snapshot)
-            except Exception:
-                self._fault("a hook's on_run_start")
+        live = LiveRun(run_id, session_id, span, owned=expected is not None)
+        self._runs.add(live, context.span_id)
+        self._fan.on_run(snapshot)
+        self._fan.on_run_start(snapshot)
         return live
 
-    def _finalise(self, live: _LiveRun, end_ns: int, error: str | None) -> None:
-        snapshot = self.store.finish(live.run_id, error=error, at_ms=end_ns // 1_000_000)
+    def _finalise(self, live: LiveRun, end_ns: int, error: str | None) -> None:
+        snapshot = self.store.finish(live.run_id, error=error, at_ms=end_ns // _NS_PER_MS)
         live.final = snapshot  # the store may evict the run at once (max_finished_runs)
-        self._notify_run(snapshot)
-        for hook in self._hook_calls["on_run_end"]:
-            try:
-                hook(snapshot)
-            except Exception:
-                self._fault("a hook's on_run_end")
+        self._fan.on_run(snapshot)
+        self._fan.on_run_end(snapshot)
 
-    def _finalise_unrecorded(self, live: _LiveRun, end_ns: int | None = None) -> None:
+    def _finalise_unrecorded(self, live: LiveRun, end_ns: int | None = None) -> None:
         """A run whose span the sampler dropped gets no ``on_end``: finish it here."""
-        with self._lock:
-            self._by_span.pop(live.span.get_span_context().span_id, None)
-            self._live.pop(live.run_id, None)
-            if self._current.get(live.session_id) == live.run_id:
-                del self._current[live.session_id]
+        self._runs.discard(live, live.span.get_span_context().span_id)
         self._finalise(live, _time_ns() if end_ns is None else end_ns, None)
 
-    def _pickup(self, live: _LiveRun, span: Any) -> None:
-        """Record span events added with the plain OpenTelemetry API (no sequence attribute).
 
-        ``exception`` events are OpenTelemetry's own; their message is already the error. Events
-        are remembered by identity, so a second pickup (after a cancel) records only new ones.
-        Plain events the span dropped before the pickup (the SDK keeps 128 per span by default,
-        evicting the oldest) are lost: their number is recorded as a ``span_events_dropped``
-        event and logged once per run.
-        """
-        events: Sequence[Any] = span.events
-        dropped = getattr(span, "dropped_events", 0) or 0
-        picked = live.picked
-        runtrace_present = picked_present = 0
-        new: list[Any] = []
-        for span_event in events:
-            attributes = span_event.attributes
-            if attributes and EVENT_SEQUENCE in attributes:
-                runtrace_present += 1
-            elif span_event in picked:
-                picked_present += 1
-            elif span_event.name != "exception":
-                new.append(span_event)
-        if dropped:
-            # Dropped ones that the store has anyway: runtrace's own, and plain ones picked up
-            # before (after a cancel). The rest never reached the store.
-            kept = len(live.span_added) - runtrace_present + len(picked) - picked_present
-            lost = dropped - kept - live.drops_reported
-            if lost > 0:
-                self._report_lost(live, lost, dropped, events[0].timestamp if events else None)
-        for span_event in new:
-            picked.add(span_event)
-            attributes = span_event.attributes
-            try:
-                model = event_from_attributes(span_event.name, attributes)
-            except ValidationError:
-                model = GenericEvent(
-                    type=UNPARSED_SPAN_EVENT,
-                    name=span_event.name,
-                    attributes=dict(attributes or {}),
-                )
-            self.record_live(live, model, on_span=False, timestamp_ns=span_event.timestamp)
-
-    def _report_lost(self, live: _LiveRun, lost: int, dropped: int, at_ns: int | None) -> None:
-        if not live.drops_reported:
-            log.warning(
-                "runtrace: run %s lost %d plain span event(s): its span dropped them before "
-                "runtrace could pick them up (span event limit; %d dropped in all). Raise "
-                "SpanLimits(max_events=...) or record through Runtrace / record_event, which "
-                "keep every event.",
-                live.run_id,
-                lost,
-                dropped,
-            )
-        live.drops_reported += lost
-        event = GenericEvent(type=SPAN_EVENTS_DROPPED, count=lost)
-        self.record_live(live, event, on_span=False, timestamp_ns=at_ns)
-
-    def _child_span(self, live: _LiveRun, event: BaseEvent, ns: int) -> None:
-        assert self.tracer is not None
-        start = child_span_start(event, live.run_id, self.settings)
-        if start is not None:
-            key = start.key
-            with live.lock:
-                if key in live.children:
-                    return
-                live.children[key] = None  # reserved: a second start of the same call is skipped
-            # Started outside the lock: start_span calls the sampler and every span processor,
-            # any of which may cancel or end the run (which closes the children under the lock).
-            try:
-                child = self.tracer.start_span(
-                    start.name,
-                    context=trace.set_span_in_context(live.span),
-                    attributes=start.attributes,
-                    start_time=start.start_ms * 1_000_000 if start.start_ms else ns,
-                )
-            except BaseException:
-                with live.lock:
-                    if live.children.get(key, _MISSING) is None:
-                        del live.children[key]
-                raise
-            with live.lock:
-                # Still reserved and the run still open: keep it. Otherwise the run was settled
-                # (its children closed) or the call ended while the span was starting.
-                keep = not live.settled and key in live.children and live.children[key] is None
-                if keep:
-                    live.children[key] = child  # type: ignore[assignment]
-            if not keep:
-                if live.settled:
-                    child.set_attribute("runtrace.span.unfinished", True)
-                child.end(max(_time_ns(), getattr(child, "start_time", None) or 0))
-            return
-        end = child_span_end(event, self.settings)
-        if end is not None:
-            with live.lock:
-                child = live.children.pop(end.key, None)
-            if child is not None:
-                child.set_attributes(end.attributes)
-                child.set_status(end.status)
-                child.end(end.end_ms * 1_000_000 if end.end_ms else ns)
-
-    def _close_children(self, live: _LiveRun, end_ns: int) -> None:
-        """Child spans still open when the run ends end with it, marked unfinished."""
-        with live.lock:
-            children = [child for child in live.children.values() if child is not None]
-            live.children.clear()  # a child still starting sees the run settled, and ends itself
-        for child in children:
-            child.set_attribute("runtrace.span.unfinished", True)
-            child.end(max(end_ns, getattr(child, "start_time", None) or end_ns))
-
-    def _notify_run(self, snapshot: RunSnapshot) -> None:
-        for sink in self.sinks:
-            try:
-                sink.on_run(snapshot)
-            except Exception:
-                self._fault("a sink's on_run")
-
-    def _fault(self, what: str) -> None:
-        """Log an internal, sink or hook error; re-raise it when errors should show (tests)."""
-        log.exception("runtrace: error in %s", what)
-        raise_errors = self._raise_errors
-        if raise_errors is None:
-            raise_errors = _auto_raise()
-        if raise_errors:
-            raise
-
-
-def find_live_run(span: trace.Span) -> tuple[RunSpanProcessor, _LiveRun] | None:
+def find_live_run(span: trace.Span) -> tuple[RunSpanProcessor, LiveRun] | None:
     """The processor and open run whose span is ``span``, across every processor."""
     if not span.get_span_context().is_valid:
         return None

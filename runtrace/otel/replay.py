@@ -3,9 +3,9 @@
 The live :class:`~runtrace.otel.processor.RunSpanProcessor` turns runs into spans as they happen;
 this module rebuilds the same spans afterwards from :class:`~runtrace.runs.RunRecord` values, so
 a file recorded offline can be looked at in Jaeger, Phoenix, Tempo or a Collector. Attributes,
-status and child-span pairing come from :mod:`runtrace.otel.attributes`, the rules the processor
-uses. It takes records rather than a path so it stays an edge over the core: reading them (e.g.
-:func:`runtrace.sinks.duckdb.load_records`) is the caller's business.
+status and child-span pairing come from the modules the processor uses (``event_attributes``,
+``run_span``, ``children``). It takes records rather than a path so it stays an edge over the
+core: reading them from a database is :func:`runtrace.forward.forward_runs`'s business.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from ..errors import ForwardError
+from ..faults import Faults
 from ..runs import RunRecord
 from ..version import __version__
-from . import attributes as otel_attrs
-from .attributes import SpanSettings
+from .children import plan_child_spans
+from .run_span import run_end_attributes, run_span_name, run_start_attributes, run_status
+from .settings import SpanSettings, default_settings
+from .span_events import event_attributes
 
 __all__ = [
     "MAX_EVENTS_PER_REQUEST",
@@ -43,6 +46,7 @@ sizes at a few MB, and a long run's events are most of a request."""
 
 _MS: Final = 1_000_000  # ns per ms
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_FAULTS: Final = Faults("runtrace.otel")
 _RESOURCE: Final = Resource.create({"service.name": "runtrace"})
 """One resource for every replayed span: ``Resource.create`` draws a new random
 ``service.instance.id`` each time, which would make each run look like its own instance."""
@@ -70,13 +74,6 @@ def _id_from(text: str | None, bits: int, salt: str) -> int:
     return int.from_bytes(digest, "big") or 1
 
 
-def _is_attribute_value(value: object) -> bool:
-    """Run attributes that can go on a span as they are; the others stay in the store only."""
-    if isinstance(value, (str, bool, int, float)):
-        return True
-    return isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value)
-
-
 def run_spans(record: RunRecord, settings: SpanSettings | None = None) -> list[ReadableSpan]:
     """A stored run as OpenTelemetry spans: the run span first, then its child spans.
 
@@ -84,9 +81,9 @@ def run_spans(record: RunRecord, settings: SpanSettings | None = None) -> list[R
     its last update); every stored event becomes a span event at its own time (all of them: no
     128-event limit applies to a replayed span); tool calls and subagents become child spans.
     Ids missing from the record are derived from the run id, as are child span ids, so replaying
-    a run twice gives identical spans.
+    a run twice gives identical spans. Run attributes a span cannot hold stay in the store.
     """
-
+    settings = settings or default_settings()
     snapshot = record.snapshot
     events = record.events
     run_id = snapshot.id
@@ -96,28 +93,28 @@ def run_spans(record: RunRecord, settings: SpanSettings | None = None) -> list[R
     resource = _RESOURCE
     scope = InstrumentationScope("runtrace.forward", __version__)
     end_ms = snapshot.ended_at_ms or snapshot.updated_at_ms
-    status, status_attrs = otel_attrs.run_status(snapshot, settings)
-    attrs = otel_attrs.run_start_attributes(
+    status, status_attrs = run_status(snapshot, settings)
+    attrs = run_start_attributes(
         run_id=run_id,
         session_id=snapshot.session_id,
         agent_name=snapshot.agent_name,
         prompt=snapshot.prompt,
         settings=settings,
-        extra={k: v for k, v in snapshot.attributes.items() if _is_attribute_value(v)},
+        extra=snapshot.attributes,
     )
-    attrs.update(otel_attrs.run_end_attributes(snapshot, settings))
+    attrs.update(run_end_attributes(snapshot, settings))
     attrs.update(status_attrs)
     span_events = [
         Event(
             r.event.type,
-            otel_attrs.event_attributes(r.event, settings, sequence=r.sequence),
+            event_attributes(r.event, settings, sequence=r.sequence),
             timestamp=r.timestamp_ms * _MS,
         )
         for r in events
     ]
     spans = [
         ReadableSpan(
-            name=otel_attrs.run_span_name(snapshot.agent_name),
+            name=run_span_name(snapshot.agent_name),
             context=context,
             parent=None,
             resource=resource,
@@ -130,7 +127,9 @@ def run_spans(record: RunRecord, settings: SpanSettings | None = None) -> list[R
             instrumentation_scope=scope,
         )
     ]
-    children = otel_attrs.plan_child_spans(events, run_id, run_end_ms=end_ms, settings=settings)
+    if not settings.child_spans:
+        return spans
+    children = plan_child_spans(events, run_id, run_end_ms=end_ms, settings=settings)
     for index, child in enumerate(children):
         child_id = _id_from(None, 64, f"child/{run_id}/{index}")
         spans.append(
@@ -181,7 +180,8 @@ def forward_records(
     run has more), so a generator keeps memory bounded on a big file. ``exporter`` replaces the
     ``OTLPSpanExporter`` built from ``endpoint``, ``headers`` and ``timeout``; one passed in stays
     the caller's and is not shut down. Raises :class:`ForwardError` at the first refused request:
-    the runs of earlier requests were delivered.
+    the runs of earlier requests were delivered. A failure to shut the exporter down afterwards
+    is reported by the fault policy (logged), never in place of the result or the refusal.
     """
     target = exporter if exporter is not None else _otlp_exporter(endpoint, headers, timeout)
     runs_sent = spans_sent = 0
@@ -217,5 +217,5 @@ def forward_records(
             send()
     finally:
         if exporter is None:
-            target.shutdown()
+            _FAULTS.call("shutting down the replay exporter", target.shutdown)
     return ForwardResult(runs=runs_sent, spans=spans_sent, endpoint=endpoint)

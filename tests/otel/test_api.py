@@ -1,4 +1,5 @@
-"""Runtrace and RunHandle: runs as spans, live snapshots, exceptions, cancellation, concurrency."""
+"""Runtrace and RunHandle (runtrace.otel.api): runs as spans, live snapshots, exceptions,
+cancellation, explicit times, concurrency."""
 
 from __future__ import annotations
 
@@ -9,101 +10,26 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
+from otel.helpers import ListSink, Recorder, Setup
 from pydantic import ValidationError
 
-from runtrace.errors import NoActiveRun, RuntraceError
-from runtrace.events import AgentEnd, TokenUsage
-from runtrace.otel import (
+from runtrace import (
+    CancellationToken,
     RunCancelled,
+    RunSpanProcessor,
+    RunStatus,
+    RunStore,
     Runtrace,
-    SpanSettings,
+    RuntraceError,
     current_run,
     record_event,
 )
-from runtrace.otel.hooks import CancellationToken
-from runtrace.runs import RunStatus
-from runtrace.store import RunStore
-
-
-class Recorder:
-    """A hook and a sink at once, remembering every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    def on_run_start(self, snapshot: Any) -> None:
-        self.calls.append(("on_run_start", snapshot.id))
-
-    def on_event(self, event: Any, run_id: str, session_id: str) -> None:
-        self.calls.append(("on_event", (event.type, run_id, session_id)))
-
-    def on_run_cancelled(self, run_id: str, session_id: str, reason: str) -> None:
-        self.calls.append(("on_run_cancelled", (run_id, session_id, reason)))
-
-    def on_run_end(self, snapshot: Any) -> None:
-        self.calls.append(("on_run_end", snapshot))
-
-    def named(self, name: str) -> list[Any]:
-        return [args for call, args in self.calls if call == name]
-
-
-class Setup:
-    def __init__(self, **kwargs: Any) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider(span_limits=kwargs.pop("span_limits", None))
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.hook = Recorder()
-        self.rt = Runtrace(self.provider, hooks=[self.hook, *kwargs.pop("hooks", ())], **kwargs)
-
-    def spans(self, name: str | None = None) -> list[ReadableSpan]:
-        spans = self.exporter.get_finished_spans()
-        return [s for s in spans if name is None or s.name == name]
-
-    def run_span(self, run_id: str) -> ReadableSpan:
-        (span,) = [
-            s
-            for s in self.exporter.get_finished_spans()
-            if s.attributes.get("runtrace.run.id") == run_id
-            and s.attributes.get("runtrace.span.kind") == "run"
-        ]
-        return span
-
-
-@pytest.fixture
-def env() -> Iterator[Setup]:
-    setup = Setup()
-    yield setup
-    setup.provider.shutdown()
-
-
-def test_run_span_is_named_after_the_agent_and_carries_genai_attributes(env: Setup) -> None:
-    with env.rt.start_run("sess-1", prompt="fix tests", agent_name="coder", team="core") as run:
-        run.record({"type": "agent_start", "prompt": "fix tests"})
-        run.record(
-            {"type": "turn_end", "turn": 1, "usage": {"prompt_tokens": 10, "completion_tokens": 3}}
-        )
-        run.record(
-            {"type": "turn_end", "turn": 2, "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
-        )
-        run.record({"type": "agent_end", "text": "done"})
-    span = env.run_span(run.id)
-    assert span.name == "invoke_agent coder"
-    attrs = span.attributes
-    assert attrs["gen_ai.operation.name"] == "invoke_agent"
-    assert attrs["gen_ai.agent.name"] == "coder"
-    assert attrs["gen_ai.conversation.id"] == "sess-1"
-    assert attrs["team"] == "core"
-    assert attrs["gen_ai.usage.input_tokens"] == 15
-    assert attrs["gen_ai.usage.output_tokens"] == 5
-    assert attrs["runtrace.run.status"] == "completed"
-    assert attrs["runtrace.run.event_count"] == 4
-    assert span.status.status_code is StatusCode.OK
-    assert [e.name for e in span.events] == ["agent_start", "turn_end", "turn_end", "agent_end"]
+from runtrace.errors import NoActiveRun
 
 
 def test_snapshot_fills_span_ids_agent_and_attributes(env: Setup) -> None:
@@ -128,24 +54,6 @@ def test_snapshot_is_live_while_the_run_is_open(env: Setup) -> None:
         assert run.snapshot().ended_at_ms is None
         assert env.spans() == []  # nothing exported yet, but the store knows everything
         assert [r.event.type for r in run.events()] == ["agent_start", "planning_start"]
-
-
-def test_run_without_terminal_event_completes_at_end(env: Setup) -> None:
-    with env.rt.start_run("s") as run:
-        run.record({"type": "agent_start", "prompt": "x"})
-    assert run.status() is RunStatus.COMPLETED
-    assert env.run_span(run.id).status.status_code is StatusCode.OK
-
-
-def test_error_event_fails_the_run_and_the_span(env: Setup) -> None:
-    with env.rt.start_run("s") as run:
-        run.record({"type": "error", "message": "model unavailable"})
-    span = env.run_span(run.id)
-    assert run.snapshot().error == "model unavailable"
-    assert span.status.status_code is StatusCode.ERROR
-    assert span.status.description == "model unavailable"
-    assert span.attributes["error.type"] == "agent_error"
-    assert span.attributes["runtrace.run.status"] == "failed"
 
 
 def test_exception_fails_the_run_records_it_and_is_reraised(env: Setup) -> None:
@@ -199,125 +107,36 @@ def test_nested_runs_are_parent_and_child_spans(env: Setup) -> None:
     assert [r.event.prompt for r in outer.events()] == ["main"]  # type: ignore[attr-defined]
 
 
-def test_tool_calls_and_subagents_become_child_spans(env: Setup) -> None:
-    with env.rt.start_run("s", agent_name="lead") as run:
-        run.record({"type": "tool_start", "id": "t1", "name": "bash"})
-        run.record({"type": "tool_execution_start", "id": "t1", "name": "bash", "args": {"c": 1}})
-        run.record({"type": "tool_end", "id": "t1", "name": "bash", "output": "no", "exit_code": 2})
-        run.record(
-            {
-                "type": "subagent_start",
-                "task_id": "k1",
-                "session_id": "sub-sess",
-                "parent_session_id": "s",
-                "agent": "reviewer",
-                "description": "review the diff",
-            }
-        )
-        run.record(
-            {
-                "type": "subagent_end",
-                "task_id": "k1",
-                "session_id": "sub-sess",
-                "agent": "reviewer",
-                "output": "lgtm",
-                "success": True,
-            }
-        )
-    run_span = env.run_span(run.id)
-    (tool,) = env.spans("execute_tool bash")
-    (sub,) = env.spans("invoke_agent reviewer")
-    for child in (tool, sub):
-        assert child.parent is not None and child.parent.span_id == run_span.context.span_id
-        assert child.attributes["runtrace.run.id"] == run.id
-    assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
-    assert tool.attributes["gen_ai.tool.call.id"] == "t1"
-    assert tool.status.status_code is StatusCode.ERROR
-    assert tool.attributes["error.type"] == "tool_error"
-    assert sub.attributes["gen_ai.operation.name"] == "invoke_agent"
-    assert sub.attributes["gen_ai.conversation.id"] == "sub-sess"
-    assert sub.status.status_code is StatusCode.OK
-    # the subagent's invoke_agent span is runtrace's own child span, not a new run
-    assert [s.id for s in env.rt.store.list()] == [run.id]
+def test_runtrace_refuses_a_provider_that_is_not_the_sdk() -> None:
+    with pytest.raises(RuntraceError, match="SDK TracerProvider"):
+        Runtrace(trace.NoOpTracerProvider())
 
 
-def test_child_span_left_open_ends_with_the_run(env: Setup) -> None:
-    with env.rt.start_run("s") as run:
-        run.record({"type": "tool_start", "id": "t9", "name": "sleep"})
-    (tool,) = env.spans("execute_tool sleep")
-    assert tool.attributes["runtrace.span.unfinished"] is True
-    assert tool.end_time <= env.run_span(run.id).end_time
+def test_runtrace_shutdown_closes_its_sinks_but_not_the_provider() -> None:
+    sink = ListSink()
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    rt = Runtrace(provider, RunSpanProcessor(sinks=[sink]))
+    assert rt.force_flush(500) is True
+    assert [call for call, _ in sink.calls] == ["flush"]  # through the provider
+    rt.shutdown()
+    rt.shutdown()
+    assert len(sink.shutdowns) == 1
+    with provider.get_tracer("other").start_as_current_span("still exported"):
+        pass
+    assert [s.name for s in exporter.get_finished_spans()] == ["still exported"]
 
 
-def test_thousand_events_are_all_kept_while_the_span_holds_128(env: Setup) -> None:
-    with env.rt.start_run("s") as run:
-        run.record({"type": "agent_start", "prompt": "long"})
-        for i in range(998):
-            run.record({"type": "text_delta", "text": f"chunk {i}"})
-        run.record({"type": "agent_end", "text": "done"})
-    events = run.events()
-    assert len(events) == 1000 == run.snapshot().event_count
-    assert [r.sequence for r in events] == list(range(1000))
-    assert events[0].event.type == "agent_start"
-    span = env.run_span(run.id)
-    assert len(span.events) == 128
-    assert span.dropped_events == 872
-    assert span.attributes["runtrace.run.event_count"] == 1000
-    assert span.attributes["runtrace.run.span_dropped_events"] == 872
-    assert span.events[-1].attributes["runtrace.record.sequence"] == 999
-
-
-def test_raised_span_event_limit_keeps_every_event_on_the_span() -> None:
-    setup = Setup(span_limits=SpanLimits(max_events=2000))
-    with setup.rt.start_run("s") as run:
-        for i in range(1000):
-            run.record({"type": "text_delta", "text": str(i)})
-    span = setup.run_span(run.id)
-    assert len(span.events) == 1000
-    assert span.attributes["runtrace.run.span_dropped_events"] == 0
-
-
-def test_content_is_off_spans_by_default_and_kept_in_the_store(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
-    setup = Setup()
-    with setup.rt.start_run("s", prompt="secret prompt") as run:
-        run.record({"type": "agent_start", "prompt": "secret prompt"})
-        run.record(
-            {"type": "tool_end", "id": "t", "name": "cat", "output": "secret", "exit_code": 0}
-        )
-        run.record({"type": "agent_end", "text": "secret answer"})
-    span = setup.run_span(run.id)
-    everything = repr(span.to_json()) + repr([s.to_json() for s in setup.spans()])
-    assert "secret" not in everything
-    assert span.events[0].attributes["runtrace.record.omitted"] == ("prompt",)
-    assert run.snapshot().prompt == "secret prompt"
-    assert run.snapshot().result_text == "secret answer"
-    assert run.events()[1].event.output == "secret"  # type: ignore[attr-defined]
-
-
-def test_content_capture_setting_puts_content_on_spans_truncated() -> None:
-    setup = Setup(settings=SpanSettings(capture_content=True, max_value_length=64))
-    long_text = "x" * 500
-    with setup.rt.start_run("s", prompt="the prompt") as run:
-        run.record({"type": "agent_start", "prompt": "the prompt"})
-        run.record(AgentEnd(text=long_text, usage=TokenUsage(prompt_tokens=1)))
-    span = setup.run_span(run.id)
-    assert span.attributes["runtrace.run.prompt"] == "the prompt"
-    assert span.events[0].attributes["runtrace.event.prompt"] == "the prompt"
-    shown = span.events[1].attributes["runtrace.event.text"]
-    assert len(shown) <= 64 and "truncated, 500 chars" in shown
-    assert span.attributes["runtrace.run.result"].endswith("truncated, 500 chars]")
-    assert run.snapshot().result_text == long_text  # never truncated in the store
-
-
-def test_content_capture_env_var_turns_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    setup = Setup()
-    with setup.rt.start_run("s") as run:
-        run.record({"type": "agent_start", "prompt": "visible"})
-    assert setup.run_span(run.id).events[0].attributes["runtrace.event.prompt"] == "visible"
+def test_begin_run_and_end_with_an_error_for_code_without_a_with_block() -> None:
+    rt = Runtrace(TracerProvider())
+    run = rt.begin_run("s", agent_name="cb")
+    assert trace.get_current_span() is trace.INVALID_SPAN  # not made current
+    run.record({"type": "agent_start", "prompt": "x"})
+    final = run.end(TimeoutError("model took too long"))
+    assert final.status is RunStatus.FAILED
+    assert final.error == "TimeoutError: model took too long"
+    assert run.end() == final  # ending twice changes nothing
 
 
 # --- cancellation -------------------------------------------------------------------------------
@@ -387,17 +206,9 @@ def test_raise_if_cancelled_stops_the_agent_and_ends_cancelled(env: Setup) -> No
         assert run.token.wait(5)
         run.raise_if_cancelled()
     assert info.value.reason == "host stop"
-    assert isinstance(info.value, RuntraceError)
-    assert run.status() is RunStatus.CANCELLED
-
-
-def test_cancelled_status_can_be_unset() -> None:
-    setup = Setup(settings=SpanSettings(cancelled_status="unset"))
-    with setup.rt.start_run("s") as run:
-        run.cancel()
-    span = setup.run_span(run.id)
-    assert span.status.status_code is StatusCode.UNSET
-    assert span.attributes["error.type"] == "cancelled"
+    # A cancellation is a BaseException, as asyncio.CancelledError: agent code that catches
+    # runtrace's errors (or Exception) cannot swallow it by accident.
+    assert not isinstance(info.value, (RuntraceError, Exception))
     assert run.status() is RunStatus.CANCELLED
 
 
@@ -459,54 +270,6 @@ def test_async_context_manager_completes_a_run(env: Setup) -> None:
     assert env.rt.store.status(run_id) is RunStatus.COMPLETED
 
 
-def test_hook_that_raises_is_logged_and_never_breaks_the_run(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    class Broken:
-        def on_event(self, event: Any, run_id: str, session_id: str) -> None:
-            raise RuntimeError("hook bug")
-
-        def on_run_cancelled(self, run_id: str, session_id: str, reason: str) -> None:
-            raise RuntimeError("hook bug")
-
-    setup = Setup(hooks=[Broken()], raise_errors=False)
-    with setup.rt.start_run("s") as run:
-        run.record({"type": "agent_start", "prompt": "x"})
-        assert run.cancel() is True
-    assert run.status() is RunStatus.CANCELLED
-    assert setup.run_span(run.id).attributes["runtrace.run.status"] == "cancelled"
-    logged = [
-        r.exc_info[1]
-        for r in caplog.records
-        if r.name == "runtrace.otel" and r.exc_info and r.exc_info[1] is not None
-    ]
-    assert [str(e) for e in logged] == ["hook bug", "hook bug"]
-
-
-def test_hook_errors_are_raised_under_pytest_by_default() -> None:
-    class Broken:
-        def on_run_start(self, snapshot: Any) -> None:
-            raise RuntimeError("hook bug")
-
-    setup = Setup(hooks=[Broken()])
-    with pytest.raises(RuntimeError, match="hook bug"):
-        setup.rt.begin_run("s")
-
-
-def test_hooks_see_start_events_and_end(env: Setup) -> None:
-    with env.rt.start_run("s") as run:
-        run.record({"type": "agent_start", "prompt": "x"})
-    assert env.hook.named("on_run_start") == [run.id]
-    assert env.hook.named("on_event") == [("agent_start", run.id, "s")]
-    (final,) = env.hook.named("on_run_end")
-    assert final.status is RunStatus.COMPLETED and final.ended_at_ms is not None
-
-
-def test_runtrace_refuses_a_provider_that_is_not_the_sdk() -> None:
-    with pytest.raises(RuntraceError, match="SDK TracerProvider"):
-        Runtrace(trace.NoOpTracerProvider())
-
-
 # --- concurrency --------------------------------------------------------------------------------
 
 
@@ -566,7 +329,7 @@ def test_run_whose_span_the_sampler_drops_is_still_kept() -> None:
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     hook = Recorder()
-    rt = Runtrace(provider, hooks=[hook])
+    rt = Runtrace(provider, RunSpanProcessor(hooks=[hook]))
     with rt.start_run("s", prompt="p") as run:
         assert not run.span.is_recording()
         run.record({"type": "agent_start", "prompt": "p"})
@@ -588,14 +351,14 @@ def test_run_whose_span_the_sampler_drops_is_still_kept() -> None:
 def test_explicit_times_replay_a_run_at_its_original_times(env: Setup) -> None:
     t0 = 1_700_000_000_000_000_000  # epoch ns
     second = 1_000_000_000
-    run = env.rt.begin_run("s1", "p", "coder", start_time_ns=t0)
-    run.record({"type": "agent_start", "prompt": "p"}, timestamp_ns=t0 + second)
-    run.record({"type": "tool_start", "id": "c1", "name": "bash"}, timestamp_ns=t0 + 2 * second)
+    run = env.rt.begin_run("s1", "p", "coder", at_ns=t0)
+    run.record({"type": "agent_start", "prompt": "p"}, at_ns=t0 + second)
+    run.record({"type": "tool_start", "id": "c1", "name": "bash"}, at_ns=t0 + 2 * second)
     run.record(
         {"type": "tool_end", "id": "c1", "name": "bash", "output": "", "exit_code": 0},
-        timestamp_ns=t0 + 5 * second,
+        at_ns=t0 + 5 * second,
     )
-    final = run.end(end_time_ns=t0 + 9 * second)
+    final = run.end(at_ns=t0 + 9 * second)
     t0_ms = t0 // 1_000_000
     assert (final.created_at_ms, final.ended_at_ms, final.duration_ms) == (
         t0_ms,
@@ -612,61 +375,16 @@ def test_explicit_times_replay_a_run_at_its_original_times(env: Setup) -> None:
 
 def test_a_cancel_at_an_explicit_time_ends_the_run_then(env: Setup) -> None:
     t0 = 1_700_000_000_000_000_000
-    run = env.rt.begin_run("s1", "p", start_time_ns=t0)
-    run.record({"type": "agent_start", "prompt": "p"}, timestamp_ns=t0 + 1_000_000)
+    run = env.rt.begin_run("s1", "p", at_ns=t0)
+    run.record({"type": "agent_start", "prompt": "p"}, at_ns=t0 + 1_000_000)
     assert run.cancel("user pressed stop", at_ns=t0 + 4_000_000)
-    final = run.end(end_time_ns=t0 + 9_000_000)  # already ended by the cancel: no change
+    final = run.end(at_ns=t0 + 9_000_000)  # already ended by the cancel: no change
     assert final.status is RunStatus.CANCELLED
     assert (final.ended_at_ms - t0 // 1_000_000, final.duration_ms) == (4, 4)  # type: ignore[operator]
     assert env.run_span(run.id).end_time == t0 + 4_000_000
 
 
 # --- regressions: cancel races, eviction ---------------------------------------------------------
-
-
-class CancelOnToolStart(SpanProcessor):
-    """A span processor (a policy guard) that cancels the run when a forbidden tool starts."""
-
-    def __init__(self, rt: Runtrace, tool: str) -> None:
-        super().__init__()
-        self.rt = rt
-        self.tool = tool
-        self.cancelled: list[bool] = []
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        if span.name == f"execute_tool {self.tool}":
-            run = self.rt.current_run("s")
-            assert run is not None
-            self.cancelled.append(run.cancel("forbidden tool"))
-
-
-def test_cancelling_from_a_processor_while_a_child_span_starts_does_not_deadlock(
-    env: Setup,
-) -> None:
-    guard = CancelOnToolStart(env.rt, "rm")
-    env.provider.add_span_processor(guard)
-    ids: list[str] = []
-    errors: list[BaseException] = []
-
-    def agent() -> None:
-        try:
-            with env.rt.start_run("s") as run:
-                ids.append(run.id)
-                run.record({"type": "tool_start", "id": "1", "name": "rm"})
-                run.raise_if_cancelled()
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=agent, daemon=True)
-    thread.start()
-    thread.join(5)
-    assert not thread.is_alive(), "the agent deadlocked on the run's lock"
-    assert guard.cancelled == [True]
-    assert [type(e) for e in errors] == [RunCancelled]
-    assert env.rt.store.snapshot(ids[0]).status is RunStatus.CANCELLED  # type: ignore[union-attr]
-    (tool,) = env.spans("execute_tool rm")  # ended at once, since the run was settled meanwhile
-    assert tool.attributes["runtrace.span.unfinished"] is True
-    assert env.run_span(ids[0]).status.description == "cancelled: forbidden tool"
 
 
 class EndsBeforeCancel(RunStore):
@@ -793,15 +511,3 @@ def test_a_run_evicted_as_it_ends_still_ends_cleanly_and_keeps_its_final_snapsho
         RunStatus.FAILED,
     ]
     setup.provider.shutdown()
-
-
-def test_content_of_unknown_event_types_stays_off_the_span(env: Setup) -> None:
-    event = {"type": "user_message", "content": "secret", "messages": ["x"], "message_id": "m1"}
-    with env.rt.start_run("s") as run:
-        run.record(event)
-    (span_event,) = env.run_span(run.id).events
-    assert span_event.name == "user_message"
-    assert "runtrace.event.content" not in span_event.attributes
-    assert span_event.attributes["runtrace.event.message_id"] == "m1"
-    assert set(span_event.attributes["runtrace.record.omitted"]) == {"content", "messages"}
-    assert run.events()[0].event.content == "secret"  # type: ignore[attr-defined]  # store: whole

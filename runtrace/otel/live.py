@@ -1,0 +1,135 @@
+"""The live side of runs: what the processor knows about a run whose span is still open.
+
+:class:`LiveRun` is one open run (its span, token, child spans, pickup bookkeeping);
+:class:`LiveRuns` is the processor's table of them, by run id, by span and by session, under one
+lock, so that "the session's current run" and "this span's run" always agree.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from opentelemetry import trace
+
+from ..hooks import CancellationToken
+from ..runs import RunSnapshot
+
+__all__ = ["ChildKey", "LiveRun", "LiveRuns"]
+
+ChildKey = tuple[str, str]
+"""Pairs a child span's opening and closing events: (``"tool"``, call id) or
+(``"subagent"``, task id)."""
+
+
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
+class LiveRun:
+    """One run whose span has not ended yet (kept past the end by its handle)."""
+
+    __slots__ = (
+        "cancel_ns",
+        "children",
+        "drops_reported",
+        "error_type",
+        "final",
+        "lock",
+        "owned",
+        "picked",
+        "recorded",
+        "run_id",
+        "session_id",
+        "settled",
+        "span",
+        "span_added",
+        "token",
+    )
+
+    def __init__(self, run_id: str, session_id: str, span: trace.Span, owned: bool) -> None:
+        self.run_id = run_id
+        self.session_id = session_id
+        self.span = span
+        self.owned = owned  # started through Runtrace, which ends it
+        self.recorded = span.is_recording()  # False when the sampler dropped the span
+        self.token = CancellationToken(run_id)
+        self.settled = False  # final status and attributes are on the span; no more span events
+        self.error_type: str | None = None
+        self.children: dict[ChildKey, trace.Span | None] = {}  # None: the span is starting
+        self.picked: set[object] = set()  # plain span events already recorded (by identity)
+        self.lock = threading.Lock()  # guards children
+        self.cancel_ns: int | None = None  # an explicit cancel time: the span ends then
+        self.final: RunSnapshot | None = None  # the finished snapshot, kept past eviction
+        # One item per span event runtrace added (list.append is atomic, a counter is not), so
+        # that a pickup can tell plain events the span dropped from runtrace's own.
+        self.span_added: list[None] = []
+        self.drops_reported = 0  # plain span events reported lost (span_events_dropped)
+
+
+class LiveRuns:
+    """The open runs of one processor. ``lock`` also serialises a cancel's check of "current
+    run" with the store's transition (see ``RunSpanProcessor.cancel``)."""
+
+    __slots__ = ("_by_span", "_current", "_expected", "_live", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._live: dict[str, LiveRun] = {}
+        self._by_span: dict[int, LiveRun] = {}
+        self._current: dict[str, str] = {}  # session id -> its latest open run
+        # run id -> (prompt, the caller's attributes), for runs Runtrace is starting
+        self._expected: dict[str, tuple[str, Mapping[str, Any]]] = {}
+
+    def expect(self, run_id: str, prompt: str, attributes: Mapping[str, Any] | None) -> None:
+        with self.lock:
+            self._expected[run_id] = (prompt, attributes or _NONE)
+
+    def take_expected(self, run_id: str) -> tuple[str, Mapping[str, Any]] | None:
+        """The prompt and attributes of a run Runtrace announced (None: a plain OpenTelemetry
+        run span)."""
+        with self.lock:
+            return self._expected.pop(run_id, None)
+
+    def add(self, live: LiveRun, span_id: int) -> None:
+        with self.lock:
+            self._live[live.run_id] = live
+            self._by_span[span_id] = live
+            self._current[live.session_id] = live.run_id
+
+    def get(self, run_id: str) -> LiveRun | None:
+        return self._live.get(run_id)
+
+    def for_span(self, span_id: int) -> LiveRun | None:
+        return self._by_span.get(span_id)
+
+    def current(self, session_id: str) -> str | None:
+        return self._current.get(session_id)
+
+    def is_current(self, live: LiveRun) -> bool:
+        """Call under ``lock``: whether ``live`` is its session's current run."""
+        return self._current.get(live.session_id) == live.run_id
+
+    def end(self, span_id: int) -> tuple[LiveRun, bool] | None:
+        """The span ended: forget its run and mark it settled. Returns the run and whether it
+        was settled before (by a cancel), or None for a span that is no run of ours."""
+        with self.lock:
+            live = self._by_span.pop(span_id, None)
+            if live is None:
+                return None
+            self._forget(live)
+            settled = live.settled
+            live.settled = True
+        return live, settled
+
+    def discard(self, live: LiveRun, span_id: int) -> None:
+        """Forget a run whose span the sampler dropped (no ``on_end`` will come)."""
+        with self.lock:
+            self._by_span.pop(span_id, None)
+            self._forget(live)
+
+    def _forget(self, live: LiveRun) -> None:
+        self._live.pop(live.run_id, None)
+        if self._current.get(live.session_id) == live.run_id:
+            del self._current[live.session_id]
