@@ -202,8 +202,10 @@ class BatchProcessor(Generic[T]):
                     self._dropped,
                 )
                 return
-        self._spill_oldest()
-        self._queue.append(item)
+        try:
+            self._spill_oldest()
+        finally:  # queued even when the fault policy re-raises a failed spill
+            self._queue.append(item)
 
     def _spill_oldest(self) -> None:
         with self._spill_lock:
