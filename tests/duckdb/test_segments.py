@@ -65,3 +65,31 @@ def test_a_stale_segment_row_does_not_overwrite_a_finished_run(tmp_path: Path) -
     compact(db)
     assert list_segments(db) == ([], [])
     assert query(db, "SELECT status, ended_at_ms FROM runs") == [("cancelled", done.ended_at_ms)]
+
+
+def test_a_reader_sees_a_runs_newest_segment_row_even_if_an_older_one_came_last(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "order.duckdb"
+    write_records(db, [])  # the file, empty
+    store = RunStore()
+    run = store.create_run("s", "p")
+    started, _ = store.record(run.id, {"type": "agent_start", "prompt": "p"}, at_ms=5)
+    store.record(run.id, {"type": "agent_end", "text": "ok"}, at_ms=6)
+    done = store.finish(run.id, at_ms=7)
+    held = connect(db)  # a reader holds the file: nothing is compacted meanwhile
+    try:
+        scratch = duckdb.connect(":memory:")
+        # A spill and a flush of one process can finish writing out of order: the newer
+        # snapshot's segment is written first, the stale one's last.
+        write_segment(db, None, runs_table([done], owner=None), scratch)
+        write_segment(db, None, runs_table([started], owner=None), scratch)
+        scratch.close()
+        assert len(list_segments(db)[1]) == 2
+        assert held.execute("SELECT status, event_count, ended_at_ms FROM runs").fetchall() == [
+            ("completed", 2, 7)
+        ]
+    finally:
+        held.close()
+    compact(db)
+    assert query(db, "SELECT status, event_count FROM runs") == [("completed", 2)]

@@ -3,16 +3,19 @@ trips, live visibility, batching, threads, odd values, stats, a full queue, shut
 
 from __future__ import annotations
 
+import inspect
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from duckdb_helpers import EVENTS, ordered, record_run
+from duckdb_helpers import EVENTS, count, ordered, query, record_run
 from opentelemetry.sdk.trace import TracerProvider
 
+import runtrace.duckdb.writer as writer_module
 from runtrace import DuckDBSink, RunSpanProcessor, RunStatus, RunStore, Runtrace, connect
 from runtrace.duckdb import SinkStats, load_records
+from runtrace.duckdb.segments import list_segments
 from runtrace.sink import RunSink
 
 
@@ -184,3 +187,80 @@ def test_stats_count_what_the_sink_received_and_wrote(db: Path) -> None:
     sink.on_event(*store.record(store.list()[0].id, EVENTS[0]))
     assert sink.stats.received_after_shutdown == 1
     sink.shutdown()  # idempotent
+
+
+def test_a_full_queue_spills_to_a_segment_and_every_event_lands(db: Path) -> None:
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60, max_batch_size=10, max_queue_size=20)
+    with sink._batch.exclusive():  # the writer is busy: the queue can only fill up
+        run_id = record_run(store, sink, [EVENTS[0]] * 100)
+        stats = sink.stats
+        assert stats.events_spilled >= 80 and stats.pending <= 21
+    assert list_segments(db) != ([], [])  # spilled straight to segment files
+    sink.on_run(store.finish(run_id))
+    sink.shutdown()
+    stats = sink.stats
+    assert (stats.events_written, stats.events_lost, stats.pending) == (100, 0, 0)
+    assert stats.events_received == 100 and stats.blocked == 0
+    assert list_segments(db) == ([], [])  # compacted at shutdown
+    assert load_records(db) == store.records()
+    assert count(db, "SELECT count(DISTINCT sequence), max(sequence) FROM run_events") == (100, 99)
+
+
+def test_a_full_queue_in_block_mode_makes_the_agent_wait_then_spills(db: Path) -> None:
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60, max_queue_size=5, when_full="block", block_timeout=0)
+    with sink._batch.exclusive():
+        record_run(store, sink, EVENTS)
+        assert sink.stats.blocked >= 1
+        assert sink.stats.events_spilled >= 1
+    sink.shutdown()
+    assert sink.stats.events_written == len(EVENTS)
+    assert load_records(db) == store.records()
+
+
+def test_a_spill_that_cannot_be_written_is_kept_for_the_next_flush(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60, max_batch_size=4, max_queue_size=4)
+
+    def disk_full(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch, sink._batch.exclusive():
+        patch.setattr(writer_module, "write_to_segment", disk_full)
+        run_id = record_run(store, sink, EVENTS)
+        assert sink.stats.events_spilled == 0 and sink.stats.pending == len(EVENTS)
+        assert "No space left" in (sink.stats.last_error or "")
+    assert sink.force_flush()
+    sink.shutdown()
+    assert sink.stats.events_written == len(EVENTS)
+    assert [len(r.events) for r in load_records(db)] == [len(EVENTS)]
+    assert query(db, "SELECT status FROM runs WHERE run_id = ?", [run_id]) == [("completed",)]
+
+
+def test_shutdown_takes_the_run_sink_timeout(db: Path) -> None:
+    assert inspect.signature(DuckDBSink.shutdown).parameters["timeout_millis"].default == 30_000
+    store = RunStore()
+    sink = DuckDBSink(db)
+    record_run(store, sink, EVENTS)
+    sink.shutdown(timeout_millis=10_000)
+    assert sink.stats.events_written == len(EVENTS)
+    sink.shutdown(timeout_millis=0)  # again: nothing to do
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"flush_interval": 0}, "flush_interval"),
+        ({"max_batch_size": 0}, "max_batch_size"),
+        ({"max_queue_size": 0}, "max_queue_size"),
+        ({"when_full": "never"}, "when_full"),
+    ],
+)
+def test_bad_settings_are_refused_naming_them(
+    db: Path, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        DuckDBSink(db, **kwargs)
