@@ -58,26 +58,62 @@ __all__ = [
 _FROZEN_OPEN = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
 
 
-_JSON_SCALARS = (str, int, type(None))  # bool is an int
+_MAX_INT_BITS = 14_000
+"""Integers up to this size (about 4,200 digits) are kept: Python refuses to turn longer ones
+into decimal text (``sys.get_int_max_str_digits``, 4,300 by default), which JSON needs."""
+
+
+def _check_text(value: str, where: str) -> None:
+    """Raise ValueError if ``value`` holds a lone surrogate, which UTF-8 cannot encode."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{where} holds a lone surrogate ({value[error.start]!r} at index {error.start}), "
+            "which UTF-8 cannot encode, so the database and OTLP could not keep it; pass valid "
+            "Unicode (decode bytes with errors='replace')"
+        ) from None
+
+
+def _check_int(value: int, where: str) -> None:
+    if value.bit_length() > _MAX_INT_BITS:
+        raise ValueError(
+            f"{where} is an integer of {value.bit_length()} bits; runtrace keeps integers of up "
+            f"to {_MAX_INT_BITS} bits (about 4,200 digits), which JSON text can carry"
+        )
 
 
 def _check_json(value: Any, path: str) -> None:
-    """Raise ValueError naming the first value under ``path`` that JSON cannot carry."""
-    if isinstance(value, _JSON_SCALARS):
-        return
+    """Raise ValueError naming the first value under ``path`` that JSON, UTF-8 or DuckDB
+    cannot carry: a non-finite float, a lone surrogate, an integer too long for decimal text,
+    a non-string key, an object of another type."""
     where = path or "value"
-    if isinstance(value, float):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_text(value, where)
+    elif isinstance(value, int):
+        _check_int(value, where)
+    elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{where} is {value}, which JSON cannot represent")
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError(f"{where} has the key {key!r}; JSON object keys are strings")
+            _check_text(key, f"{where} (a key)")
             _check_json(item, f"{path}.{key}" if path else key)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
             _check_json(item, f"{where}[{index}]")
-    elif not isinstance(value, BaseModel):  # nested models validated themselves
+    elif isinstance(value, BaseModel):  # nested models refused inf/NaN themselves; not the rest
+        for name, item in value.__dict__.items():
+            _check_json(item, f"{where}.{name}")
+        if value.__pydantic_extra__:
+            _check_json(value.__pydantic_extra__, where)
+    else:
         raise ValueError(
             f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which JSON "
             "cannot represent; convert it to str, int, float, bool, None, list or dict"
@@ -135,11 +171,19 @@ class BaseEvent(BaseModel):
 
     @model_validator(mode="after")
     def _json_representable(self) -> BaseEvent:
-        # Every recorded event must reach DuckDB and OTLP as JSON, so what JSON cannot carry
-        # (inf/NaN, arbitrary objects, non-string keys) is refused here, at record time, with
-        # the field named, instead of failing later in a background writer.
+        # Every recorded event must reach DuckDB and OTLP as JSON in UTF-8, so what they cannot
+        # carry (inf/NaN, lone surrogates, integers too long for decimal text, arbitrary
+        # objects, non-string keys) is refused here, at record time, with the field named,
+        # instead of being accepted by the store and lost later by a background writer.
         for name, value in self.__dict__.items():
-            if not isinstance(value, _JSON_SCALARS):
+            kind = type(value)
+            if kind is str:
+                if not value.isascii():  # the common case costs one C call
+                    _check_text(value, name)
+            elif kind is int:
+                if value.bit_length() > _MAX_INT_BITS:
+                    _check_int(value, name)
+            elif value is not None and kind is not bool:
                 _check_json(value, name)
         if self.__pydantic_extra__:
             _check_json(self.__pydantic_extra__, "")

@@ -264,3 +264,38 @@ class _Opaque:
 def test_values_json_cannot_carry_are_refused_naming_where(raw: dict, where: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(where)):
         parse_event(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"type": "text_delta", "text": "\udcff x"}, "text"),
+        ({"type": "custom", "nested": {"deep": ["ok", "a\ud800"]}}, "nested.deep[1]"),
+        ({"type": "custom", "labels": {"k\udcff": 1}}, "labels (a key)"),
+        ({"type": "agent_end", "text": "t", "meta": {"provider": "\udc80"}}, "meta.provider"),
+        ({"type": "custom\udcff"}, "type"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_naming_where(raw: dict, where: str) -> None:
+    """UTF-8 cannot encode a lone surrogate: the database and OTLP would lose the event later."""
+    with pytest.raises(ValidationError, match=re.escape(where) + " holds a lone surrogate"):
+        parse_event(raw)
+
+
+def test_text_beyond_ascii_is_kept_whole() -> None:
+    text = "ünïcødé ✓ 🦆 \u0000 \U0010ffff"
+    assert parse_event({"type": "text_delta", "text": text}).text == text  # type: ignore[attr-defined]
+    assert parse_event({"type": "custom", "k": [text], text: 1}).model_extra == {
+        "k": [text],
+        text: 1,
+    }
+
+
+def test_integers_too_long_for_decimal_text_are_refused_and_long_ones_kept() -> None:
+    kept = parse_event(
+        {"type": "tool_end", "id": "t", "name": "n", "output": "", "exit_code": 2**70}
+    )
+    assert kept.exit_code == 2**70  # type: ignore[attr-defined]
+    assert parse_event({"type": "custom", "n": 10**4000}).n == 10**4000  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match=r"deep\[0\] is an integer of \d+ bits"):
+        parse_event({"type": "custom", "deep": [10**5000]})

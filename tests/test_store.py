@@ -8,8 +8,10 @@ import threading
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from runtrace import RunNotFound, RunRecord, RunStatus, RunStore, RuntraceError
+from runtrace import RunStatus, RunStore, RuntraceError
+from runtrace.errors import RunNotFound
 from runtrace.events import AgentEnd, AgentStart, TokenUsage
+from runtrace.runs import RunRecord
 
 
 # The reference's three tests, ported. The third one's store half (mark_cancelled) is here;
@@ -240,4 +242,12 @@ def test_an_out_of_range_timestamp_is_refused_and_changes_nothing(bad: object) -
     run = store.create_run("s")
     with pytest.raises(ValueError, match="at_ms"):
         store.record(run.id, {"type": "text_delta", "text": "x"}, at_ms=bad)  # type: ignore[arg-type]
+    assert store.events(run.id) == [] and store.snapshot(run.id) == run
+
+
+def test_an_event_with_a_lone_surrogate_is_refused_and_changes_nothing() -> None:
+    store = RunStore()
+    run = store.create_run("s")
+    with pytest.raises(ValidationError, match="text holds a lone surrogate"):
+        store.record(run.id, {"type": "text_delta", "text": "\udcff x"})
     assert store.events(run.id) == [] and store.snapshot(run.id) == run

@@ -79,6 +79,19 @@ def test_invalid_event_raises_and_leaves_the_run_untouched(env: Setup) -> None:
     assert env.run_span(run.id).events == ()
 
 
+def test_an_event_with_a_lone_surrogate_is_refused_before_the_store_span_and_sinks() -> None:
+    sink = ListSink()
+    setup = Setup(sinks=[sink])
+    with setup.rt.start_run("s") as run:
+        with pytest.raises(ValidationError, match="text holds a lone surrogate"):
+            run.record({"type": "text_delta", "text": "\udcff x"})
+        run.record({"type": "text_delta", "text": "fine"})
+    assert [r.sequence for r in run.events()] == [0]  # no gap in the sequences
+    assert [e.name for e in setup.run_span(run.id).events] == ["text_delta"]
+    assert [call for call, _ in sink.calls] == ["run", "event", "run"]
+    setup.provider.shutdown()
+
+
 def test_record_event_records_on_the_current_run(env: Setup) -> None:
     with env.rt.start_run("s") as run:
         assert current_run() is run
@@ -511,3 +524,14 @@ def test_a_run_evicted_as_it_ends_still_ends_cleanly_and_keeps_its_final_snapsho
         RunStatus.FAILED,
     ]
     setup.provider.shutdown()
+
+
+def test_runtrace_takes_one_run_span_processor_per_provider() -> None:
+    processor = RunSpanProcessor()
+    rt = Runtrace(TracerProvider(), processor)
+    assert rt.processor is processor and rt.store is processor.store
+    assert rt.settings is processor.settings
+    with pytest.raises(RuntraceError, match="already belongs to a Runtrace"):
+        Runtrace(TracerProvider(), processor)
+    with pytest.raises(RuntraceError, match="processor must be a runtrace RunSpanProcessor"):
+        Runtrace(TracerProvider(), SimpleSpanProcessor(InMemorySpanExporter()))  # type: ignore[arg-type]

@@ -10,10 +10,11 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import StatusCode
 from otel.helpers import Plain, Setup
 
-from runtrace import RunCancelled, RunStatus, Runtrace, record_event
+from runtrace import RunCancelled, RunStatus, Runtrace, SpanSettings, record_event
 from runtrace.events import parse_event
+from runtrace.otel import run_spans
 from runtrace.otel.children import plan_child_spans
-from runtrace.runs import event_record
+from runtrace.runs import RunRecord, event_record
 
 
 def test_plan_child_spans_pairs_tools_and_subagents_for_replay() -> None:
@@ -161,3 +162,16 @@ def test_cancelling_from_a_processor_while_a_child_span_starts_does_not_deadlock
     (tool,) = env.spans("execute_tool rm")  # ended at once, since the run was settled meanwhile
     assert tool.attributes["runtrace.span.unfinished"] is True
     assert env.run_span(ids[0]).status.description == "cancelled: forbidden tool"
+
+
+def test_with_child_spans_off_tool_calls_stay_span_events_live_and_on_replay() -> None:
+    setup = Setup(settings=SpanSettings(child_spans=False))
+    with setup.rt.start_run("s") as run:
+        run.record({"type": "tool_start", "id": "t", "name": "bash"})
+        run.record({"type": "tool_end", "id": "t", "name": "bash", "output": "", "exit_code": 0})
+    assert [s.name for s in setup.spans()] == ["invoke_agent"]
+    assert [e.name for e in setup.run_span(run.id).events] == ["tool_start", "tool_end"]
+    record = RunRecord(snapshot=run.snapshot(), events=run.events())
+    assert [s.name for s in run_spans(record, SpanSettings(child_spans=False))] == ["invoke_agent"]
+    assert [s.name for s in run_spans(record)] == ["invoke_agent", "execute_tool bash"]
+    setup.provider.shutdown()

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from otel.helpers import ListSink, Plain, Setup
+from otel.helpers import ListSink, Plain, Recorder, Setup
 
 from runtrace import RunHooks, RunSnapshot, RunSpanProcessor, RunStatus, Runtrace
+from runtrace.faults import Faults
+from runtrace.otel.fanout import RunFanout
 from runtrace.runs import RunEventRecord
 
 
@@ -99,3 +101,30 @@ def test_a_failing_sink_raises_under_pytest_by_default() -> None:
     rt = Runtrace(TracerProvider(), RunSpanProcessor(sinks=[BrokenSink()]))
     with pytest.raises(OSError, match="disk full"), rt.start_run("s") as run:
         run.record({"type": "agent_start", "prompt": "x"})
+
+
+def test_only_the_methods_a_hook_overrides_are_called() -> None:
+    class OnlyEnd(RunHooks):
+        def on_run_end(self, snapshot: RunSnapshot) -> None:
+            pass
+
+    fan = RunFanout([ListSink()], [OnlyEnd(), RunHooks()], Faults("runtrace.test"))
+    assert [bool(f) for f in (fan.on_run_start, fan.on_event, fan.on_run_cancelled)] == [0, 0, 0]
+    assert bool(fan.on_run_end) and bool(fan.on_run) and bool(fan.sink_on_event)
+
+
+def test_every_hook_is_called_even_after_one_fails() -> None:
+    class Broken(RunHooks):
+        def on_run_start(self, snapshot: RunSnapshot) -> None:
+            raise RuntimeError("hook bug")
+
+    setup = Setup(hooks=[Broken()], raise_errors=False)  # the Recorder comes first, then Broken
+    after = Recorder()
+    setup2 = Setup(hooks=[Broken(), after], raise_errors=False)
+    for s in (setup, setup2):
+        s.rt.begin_run("s").end()
+    assert len(setup.hook.named("on_run_start")) == 1
+    assert len(after.named("on_run_start")) == 1
+    assert setup2.rt.processor.faults.counts == {"a hook's on_run_start": 1}
+    for s in (setup, setup2):
+        s.provider.shutdown()

@@ -9,8 +9,9 @@ import threading
 import pytest
 from opentelemetry import trace
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as ProtoStatus
+from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import Status, StatusCode
-from otel.helpers import ListSink, Plain, agent_span_attributes, otlp_runtrace
+from otel.helpers import ListSink, Plain, Setup, agent_span_attributes, otlp_runtrace
 from otlp_receiver import Receiver, attributes
 
 import runtrace.sink
@@ -265,3 +266,63 @@ def test_dead_backend_never_breaks_the_agent() -> None:
     assert run.snapshot().ended_at_ms is not None
     provider.shutdown()
     assert rt.store.events(run.id)[-1].event.type == "agent_end"
+
+
+class ForeignLog:
+    """A ForeignSpans that remembers the spans handed to it."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ended: list[str] = []
+
+    def on_start(self, span: Span) -> None:
+        self.started.append(span.name)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span.name)
+
+
+def test_foreign_spans_go_to_the_seam_and_runtraces_own_spans_never_do(env: Setup) -> None:
+    foreign = ForeignLog()
+    env.rt.processor._foreign = foreign
+    tracer = env.rt.tracer
+    with env.rt.start_run("s", agent_name="lead") as run:
+        run.record({"type": "tool_start", "id": "t", "name": "bash"})
+        with tracer.start_as_current_span("chat gpt", attributes={"gen_ai.operation.name": "chat"}):
+            pass
+        run.record({"type": "tool_end", "id": "t", "name": "bash", "output": "", "exit_code": 0})
+        with tracer.start_as_current_span(
+            "invoke_agent adopted", attributes=agent_span_attributes()
+        ):
+            pass  # a plain GenAI agent span: a run runtrace adopts and marks as its own
+    with tracer.start_as_current_span("late", attributes={}) as late:
+        late.set_attribute("gen_ai.operation.name", "invoke_agent")  # a run only at its end
+    assert foreign.started == ["chat gpt", "late"]
+    assert foreign.ended == ["chat gpt", "late"]
+    kinds = {s.name: (s.attributes or {}).get("runtrace.span.kind") for s in env.spans()}
+    assert kinds == {
+        "invoke_agent lead": "run",
+        "execute_tool bash": "tool",
+        "chat gpt": None,
+        "invoke_agent adopted": "run",
+        "late": None,
+    }
+    assert len(env.rt.store) == 2 and env.rt.store.snapshot(run.id) is not None
+
+
+def test_a_failing_foreign_span_handler_is_a_reported_fault(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(ForeignLog):
+        def on_end(self, span: ReadableSpan) -> None:
+            raise RuntimeError("translator bug")
+
+    setup = Setup(raise_errors=False)
+    setup.rt.processor._foreign = Broken()
+    with setup.rt.tracer.start_as_current_span(
+        "chat", attributes={"gen_ai.operation.name": "chat"}
+    ):
+        pass
+    assert setup.rt.processor.faults.counts == {"a foreign span's end": 1}
+    assert "runtrace: error in a foreign span's end" in caplog.text
+    setup.provider.shutdown()
