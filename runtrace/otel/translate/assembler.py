@@ -95,15 +95,29 @@ class RunAssembler(Engine):
 
     # --- feeds -----------------------------------------------------------------------------
 
-    def claim(self, span_id: int, run_id: str) -> None:
-        """Span ``span_id`` is a run its caller records itself (the processor's own): never
-        create, record or finish it, but attach foreign children and nested agents to it."""
+    def claim(self, span: ReadableSpan, run_id: str) -> None:
+        """``span`` (just started) is run ``run_id``, which its caller records and ends itself
+        (the processor's own runs): never create, record or finish it, but attach foreign child
+        spans and nested agents to it. Pass its end to :meth:`on_end` as well."""
+        reading = self._read(span)
+        with self._lock:
+            node = self._tree.get(reading.span_id)
+            if node is None:
+                parent_id = None if reading.parent_remote else reading.parent_id
+                node = Node(reading, parent_id, "plain", live=span, seen_start=True)
+                self._forget(self._tree.add_open(node))
+                parent = self._tree.get(parent_id)
+                if parent is not None:
+                    self._note_child(parent, node)
+            if node.run is None:
+                self._claim(node, run_id)
+
+    def run_id(self, span_id: int) -> str | None:
+        """The run span ``span_id`` is (made or claimed), if it is one: for recording events on a
+        framework's agent span through runtrace's API."""
         with self._lock:
             node = self._tree.get(span_id)
-            if node is None:
-                self._claims[span_id] = run_id
-            elif node.run is None:
-                self._claim(node, run_id)
+            return None if node is None or node.run is None else node.run.run_id
 
     def on_start(self, span: ReadableSpan) -> None:
         """A span started in-process: an agent span becomes a live run at once."""
@@ -113,9 +127,7 @@ class RunAssembler(Engine):
                 return
             parent_id = None if reading.parent_remote else reading.parent_id
             node = Node(reading, parent_id, "plain", live=span, seen_start=True)
-            for lost in self._tree.add_open(node):
-                self._count.open_forgotten += 1
-                lost.live = None
+            self._forget(self._tree.add_open(node))
             parent = self._tree.get(parent_id)
             if parent is not None and not parent.ended:
                 self._refresh(parent)
@@ -176,6 +188,11 @@ class RunAssembler(Engine):
             self._count.logs_seen += 1
             item = Held("log", trace_id, at_ns, log=(name, fields))
             self._place([item], span_id)
+
+    def _forget(self, nodes: list[Node]) -> None:
+        for lost in nodes:
+            self._count.open_forgotten += 1
+            lost.live = None
 
     def end_batch(self) -> None:
         """The feed has no more spans for now: runs whose span ended UNSET out of process (their

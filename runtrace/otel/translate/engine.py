@@ -43,7 +43,6 @@ class Engine:
         self._target = target
         self._read = read
         self._tree = Tree(max_open=max_open, max_ended=max_remembered, max_held=max_held)
-        self._claims: dict[int, str] = {}
         self._deferred: dict[int, Run] = {}
         self._trace_runs: dict[int, Run] = {}  # trace id -> its first run, for held strays
         self._max_traces = max_remembered
@@ -54,11 +53,8 @@ class Engine:
     def _settle_state(self, node: Node) -> None:
         """Decide what a span is, as far as its reading tells now."""
         r = node.reading
-        claim = self._claims.pop(r.span_id, None)
-        if claim is None and node.seen_start and r.dialect == RUNTRACE and r.role == "agent":
-            claim = r.run_id  # runtrace's own run span started in this process: the processor's
-        if claim is not None:
-            self._claim(node, claim)
+        if node.seen_start and r.dialect == RUNTRACE and r.role == "agent" and r.run_id:
+            self._claim(node, r.run_id)  # runtrace's own run span started here: the processor's
         elif r.role == "agent":
             if r.may_wrap:
                 node.state = "pending"
@@ -95,6 +91,7 @@ class Engine:
         self._count.runs_claimed += 1
         self._remember(node.run)
         self._place(self._tree.release(r.span_id), r.span_id)
+        self._link(node.run)
 
     def _make_run(self, node: Node) -> Run:
         r = node.reading
@@ -125,6 +122,7 @@ class Engine:
         if r.prompt:
             self._ensure_started(run, None)
         self._place(self._tree.release(r.span_id), r.span_id)
+        self._link(run)
         return run
 
     def _wrap(self, node: Node) -> None:
@@ -175,7 +173,7 @@ class Engine:
         self._place(self._tree.release(r.span_id), r.span_id)
         if run.claimed:
             rules.settle(run, *rules.outcome(run))
-            self._link(run)
+            self._tell_outer(run)
             return
         fresh = [e for e in r.events if e.sequence is None or e.sequence not in run.sequences]
         if fresh or r.missing_events:
@@ -211,14 +209,22 @@ class Engine:
             self._count.events_lost += 1
         rules.settle(run, error, cancelled)
         self._count.runs_open -= 1
-        self._link(run)
+        self._tell_outer(run)
 
     def _link(self, run: Run) -> None:
-        """A run inside another run is its subagent: tell the outer run."""
+        """A run inside another run is its subagent: the outer run gets ``subagent_start`` when
+        it is known, ``subagent_end`` when both are known and the inner run has ended."""
         r = run.node.reading
         if run.node.parent_id is not None:
             item = Held("link", r.trace_id, r.start_ns or 0, node=run.node)
             self._place([item], run.node.parent_id)
+
+    def _tell_outer(self, run: Run) -> None:
+        outer = run.outer
+        if outer is not None:
+            r = run.node.reading
+            event = mapping.subagent_end(r, run.run_id, run.session_id, run.output, run.success)
+            self._record(outer, event, r.end_ns or r.start_ns or 0)
 
     # --- where things go -----------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ __all__ = [
     "agent_end",
     "agent_start",
     "child_events",
-    "subagent_events",
+    "subagent_end",
+    "subagent_start",
 ]
 
 Timed = tuple[int, dict[str, Any]]
@@ -83,44 +84,35 @@ def _turn(r: SpanReading, turn: int) -> list[Timed]:
     return events
 
 
-def subagent_events(
-    inner: SpanReading,
-    *,
-    task_id: str,
-    session_id: str,
-    parent_session_id: str,
-    output: str,
-    success: bool,
-) -> list[Timed]:
-    """``subagent_start`` / ``subagent_end`` for the nested run ``task_id`` on its outer run."""
-    agent = inner.agent_name or ""
-    start, end = _start(inner), _end(inner)
-    return [
-        (
-            start,
-            {
-                "type": "subagent_start",
-                "task_id": task_id,
-                "session_id": session_id,
-                "parent_session_id": parent_session_id,
-                "agent": agent,
-                "description": inner.description or "",
-                "started_ms": start // 1_000_000,
-            },
-        ),
-        (
-            end,
-            {
-                "type": "subagent_end",
-                "task_id": task_id,
-                "session_id": session_id,
-                "agent": agent,
-                "output": output,
-                "success": success,
-                "finished_ms": end // 1_000_000,
-            },
-        ),
-    ]
+def subagent_start(
+    inner: SpanReading, task_id: str, session_id: str, parent_session_id: str
+) -> dict[str, Any]:
+    """The outer run's ``subagent_start`` for the nested run ``task_id`` (its start time)."""
+    start = _start(inner)
+    return {
+        "type": "subagent_start",
+        "task_id": task_id,
+        "session_id": session_id,
+        "parent_session_id": parent_session_id,
+        "agent": inner.agent_name or "",
+        "description": inner.description or "",
+        "started_ms": start // 1_000_000,
+    }
+
+
+def subagent_end(
+    inner: SpanReading, task_id: str, session_id: str, output: str, success: bool
+) -> dict[str, Any]:
+    """The outer run's ``subagent_end`` once the nested run ``task_id`` ended."""
+    return {
+        "type": "subagent_end",
+        "task_id": task_id,
+        "session_id": session_id,
+        "agent": inner.agent_name or "",
+        "output": output,
+        "success": success,
+        "finished_ms": _end(inner) // 1_000_000,
+    }
 
 
 def agent_start(prompt: str | None) -> dict[str, Any]:

@@ -69,16 +69,16 @@ def events(run: Run, items: list[Held]) -> tuple[list[Timed], str | None, int]:
             inner = item.node.run
             if inner is None or inner is run:
                 continue
-            timed.extend(
-                mapping.subagent_events(
-                    item.node.reading,
-                    task_id=inner.run_id,
-                    session_id=inner.session_id,
-                    parent_session_id=run.session_id,
-                    output=inner.output,
-                    success=inner.success,
+            r = item.node.reading
+            start = mapping.subagent_start(r, inner.run_id, inner.session_id, run.session_id)
+            timed.append((r.start_ns or item.at_ns, start))
+            if inner.finished:
+                end = mapping.subagent_end(
+                    r, inner.run_id, inner.session_id, inner.output, inner.success
                 )
-            )
+                timed.append((r.end_ns or item.at_ns, end))
+            else:
+                inner.outer = run  # it tells this run when it ends
         elif item.log is not None:
             name, fields = item.log
             sequence = fields.get(EVENT_SEQUENCE)

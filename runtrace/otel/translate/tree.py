@@ -44,6 +44,7 @@ class Run:
     sequences: set[int] = field(default_factory=set)  # runtrace sequences already recorded
     success: bool = False
     output: str = ""
+    outer: Run | None = None  # the run this one is a subagent of, waiting for its end
 
 
 @dataclass(eq=False, slots=True)
