@@ -1,79 +1,33 @@
-"""runtrace: OpenTelemetry-native run tracing for AI agents, with a DuckDB store for SQL."""
+"""runtrace: OpenTelemetry-native run tracing for AI agents, with a DuckDB store for SQL.
+
+The names here are what an agent developer writes in the first hour. Everything else has one
+path in a submodule: ``runtrace.events`` (event models), ``runtrace.runs`` (records and status
+rules), ``runtrace.errors``, ``runtrace.sink`` (the sink protocol), ``runtrace.otel`` (replay,
+span attributes), ``runtrace.duckdb`` (reload, maintenance, named queries), ``runtrace.serve``
+(the OTLP receiver) and ``runtrace.forward``.
+"""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import events
-from .errors import (
-    DatabaseError,
-    DatabaseLocked,
-    DatabaseNotFound,
-    ForwardError,
-    JsonlImportError,
-    NoActiveRun,
-    NotADuckDBFile,
-    QueryError,
-    RunCancelled,
-    RunNotFound,
-    RuntraceError,
-    SchemaVersionError,
-)
-from .events import BaseEvent, GenericEvent, parse_event
-from .otel import (
-    CancellationToken,
-    ForwardResult,
-    RunHandle,
-    RunHooks,
-    RunSpanProcessor,
-    Runtrace,
-    SpanSettings,
-    current_run,
-    forward_records,
-    record_event,
-    run_spans,
-)
-from .runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus, apply_event
-from .sinks import RunSink
+from .errors import RunCancelled, RuntraceError
+from .hooks import CancellationToken, RunHooks
+from .otel.api import RunHandle, Runtrace, current_run, record_event
+from .otel.processor import RunSpanProcessor
+from .otel.settings import SpanSettings
+from .runs import RunSnapshot, RunStatus
 from .store import RunStore
 from .version import __version__
 
 # The DuckDB side (duckdb, pyarrow) loads on first use, so agent code that only traces does not
 # pay for importing it.
-_LAZY = {
-    **dict.fromkeys(("NamedQuery", "get_query", "list_queries", "run_query"), "queries"),
-    **dict.fromkeys(
-        (
-            "DuckDBSink",
-            "SinkStats",
-            "compact",
-            "connect",
-            "export_parquet",
-            "list_run_ids",
-            "load_records",
-            "recover_interrupted",
-            "write_records",
-        ),
-        "sinks.duckdb",
-    ),
-    **dict.fromkeys(("ImportResult", "import_jsonl"), "sinks.jsonl"),
-}
+_LAZY = {"DuckDBSink": "duckdb.sink", "connect": "duckdb.read"}
 
 if TYPE_CHECKING:
-    from .queries import NamedQuery, get_query, list_queries, run_query
-    from .sinks.duckdb import (
-        DuckDBSink,
-        SinkStats,
-        compact,
-        connect,
-        export_parquet,
-        list_run_ids,
-        load_records,
-        recover_interrupted,
-        write_records,
-    )
-    from .sinks.jsonl import ImportResult, import_jsonl
+    from .duckdb.read import connect
+    from .duckdb.sink import DuckDBSink
 
 
 def __getattr__(name: str) -> Any:
@@ -86,54 +40,20 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BaseEvent",
     "CancellationToken",
-    "DatabaseError",
-    "DatabaseLocked",
-    "DatabaseNotFound",
     "DuckDBSink",
-    "ForwardError",
-    "ForwardResult",
-    "GenericEvent",
-    "ImportResult",
-    "JsonlImportError",
-    "NamedQuery",
-    "NoActiveRun",
-    "NotADuckDBFile",
-    "QueryError",
     "RunCancelled",
-    "RunEventRecord",
     "RunHandle",
     "RunHooks",
-    "RunNotFound",
-    "RunRecord",
-    "RunSink",
     "RunSnapshot",
     "RunSpanProcessor",
     "RunStatus",
     "RunStore",
     "Runtrace",
     "RuntraceError",
-    "SchemaVersionError",
-    "SinkStats",
     "SpanSettings",
     "__version__",
-    "apply_event",
-    "compact",
     "connect",
     "current_run",
-    "events",
-    "export_parquet",
-    "forward_records",
-    "get_query",
-    "import_jsonl",
-    "list_queries",
-    "list_run_ids",
-    "load_records",
-    "parse_event",
     "record_event",
-    "recover_interrupted",
-    "run_query",
-    "run_spans",
-    "write_records",
 ]

@@ -5,6 +5,19 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "DatabaseError",
+    "DatabaseLocked",
+    "DatabaseNotFound",
+    "ForwardError",
+    "JsonlImportError",
+    "NoActiveRun",
+    "NotADuckDBFile",
+    "QueryError",
+    "RunNotFound",
+    "SchemaVersionError",
+]
+
 
 class RuntraceError(Exception):
     """Base class of every error runtrace raises on purpose."""

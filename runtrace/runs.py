@@ -40,8 +40,6 @@ __all__ = [
     "TERMINAL_STATUSES",
     "RunEventRecord",
     "RunRecord",
-    "RunSnapshot",
-    "RunStatus",
     "apply_event",
     "event_record",
     "finish",

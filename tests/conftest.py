@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import duckdb
-import minidb
 import pytest
+from duckdb_helpers import minidb
 from otlp_receiver import Receiver
 
+from runtrace import connect
 from runtrace.demo import DemoResult, run_demo
-from runtrace.sinks.duckdb import connect
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ what the recording path really produces. :class:`Expected` holds the counts that
 plan, so tests can check every query against the workload instead of against magic numbers.
 
 Nothing sleeps. The plan's times (``PlannedRun.start_ms`` and each event's offset) are simulated,
-and recorded through the API's explicit times (``start_time_ns``, ``timestamp_ns``, ``at_ns``,
-``end_time_ns``), so durations and tool latencies in the file are the plan's, spread over a day.
+and recorded through the API's explicit times (the ``at_ns`` keywords), so durations and tool
+latencies in the file are the plan's, spread over a day.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..otel.api import Runtrace
 
 from .plan import DEFAULT_RUNS, DEFAULT_SEED, Workload, plan_workload
 
@@ -37,7 +40,7 @@ ProgressCallback = Callable[[int, int], None]
 
 
 def record_workload(
-    rt: Any, workload: Workload, *, progress: ProgressCallback | None = None
+    rt: Runtrace, workload: Workload, *, progress: ProgressCallback | None = None
 ) -> list[str]:
     """Record every planned run through ``rt`` (a :class:`runtrace.otel.Runtrace`); returns ids.
 
@@ -57,18 +60,18 @@ def record_workload(
             prompt=planned.prompt,
             agent_name=planned.agent_name,
             attributes=attributes,
-            start_time_ns=planned.start_ms * ms,
+            at_ns=planned.start_ms * ms,
         )
         run_ids.append(handle.id)
         for offset, event in planned.events:
-            handle.record(event, timestamp_ns=(planned.start_ms + offset) * ms)
+            handle.record(event, at_ns=(planned.start_ms + offset) * ms)
         end_ns = (planned.start_ms + planned.end_offset_ms) * ms
         if planned.outcome == "cancelled":
             handle.cancel(planned.cancel_reason, at_ns=end_ns)
         elif planned.outcome == "crashed":
-            handle.end(DemoAgentError(planned.error), end_time_ns=end_ns)
+            handle.end(DemoAgentError(planned.error), at_ns=end_ns)
         elif planned.outcome != "interrupted":
-            handle.end(end_time_ns=end_ns)
+            handle.end(at_ns=end_ns)
         if progress is not None:
             progress(done, total)
     return run_ids
@@ -84,13 +87,14 @@ def run_demo(
     """Plan the workload and record it into the DuckDB file at ``path`` through ``Runtrace``."""
     from opentelemetry.sdk.trace import TracerProvider
 
-    from ..otel import Runtrace
-    from ..sinks.duckdb import DuckDBSink
+    from ..duckdb.sink import DuckDBSink
+    from ..otel.api import Runtrace
+    from ..otel.processor import RunSpanProcessor
 
     workload = plan_workload(runs, seed)
     provider = TracerProvider()
     sink = DuckDBSink(os.fspath(path))
-    rt = Runtrace(tracer_provider=provider, sinks=[sink])
+    rt = Runtrace(provider, RunSpanProcessor(sinks=[sink]))
     try:
         run_ids = record_workload(rt, workload, progress=progress)
     finally:

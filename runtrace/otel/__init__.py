@@ -25,17 +25,6 @@ from .replay import ForwardResult, forward_records, run_spans
 from .run_span import run_status
 from .span_events import event_attributes, event_from_attributes
 
-# isort: off
-# Transitional, not part of this package's API (they are top-level names, one path each): the
-# top-level runtrace/__init__.py still imports them from here. Remove this block once it imports
-# them from runtrace.otel.api / .processor / .settings and runtrace.hooks.
-from ..hooks import CancellationToken as CancellationToken, RunHooks as RunHooks
-from .api import RunHandle as RunHandle, Runtrace as Runtrace
-from .api import current_run as current_run, record_event as record_event
-from .processor import RunSpanProcessor as RunSpanProcessor
-from .settings import SpanSettings as SpanSettings
-# isort: on
-
 __all__ = [
     "SPAN_EVENTS_DROPPED",
     "UNPARSED_SPAN_EVENT",
