@@ -31,10 +31,11 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtrace.runs import RunEventRecord, RunRecord, RunSnapshot
-from runtrace.sinks.duckdb import DuckDBSink, events_table, load_records
-from runtrace.sinks.schema import EVENT_COLUMNS, events_select_sql
-from runtrace.store import RunStore
+from runtrace import DuckDBSink, RunSnapshot, RunStore
+from runtrace.duckdb import load_records
+from runtrace.duckdb.rows import events_table
+from runtrace.duckdb.schema import EVENT_COLUMNS, events_select_sql
+from runtrace.runs import RunEventRecord, RunRecord
 
 
 def make_event(i: int) -> dict[str, Any]:
@@ -74,7 +75,7 @@ def build(n_events: int, n_runs: int) -> list[tuple[RunSnapshot, RunEventRecord]
     ids = [store.create_run(f"session-{r % 50}", f"prompt {r}").id for r in range(n_runs)]
     out = []
     for i in range(n_events):
-        out.append(store.record(ids[i % n_runs], make_event(i), timestamp_ms=1_700_000_000_000 + i))
+        out.append(store.record(ids[i % n_runs], make_event(i), at_ms=1_700_000_000_000 + i))
     return out
 
 

@@ -4,7 +4,7 @@ Run: python benchmarks/bench_queries.py [--runs N] [--events-per-run K] [--db PA
 
 The file is built with a bulk path (DuckDB ``range()`` in SQL, into the real schema), not the
 recording API, which would take hours at this size. Each query then runs through
-``runtrace.queries.run_query`` on a ``runtrace.sinks.duckdb.connect`` connection (the read-only
+``runtrace.duckdb.run_query`` on a ``runtrace.connect`` connection (the read-only
 view the CLI and notebooks use), Arrow result included, a few times; the best and median times are
 printed beside a baseline measured in the same run: a plain full scan of ``run_events``
 (``count(*)`` and ``sum(timestamp_ms)``), the cheapest thing any query over events must do.
@@ -24,9 +24,9 @@ from typing import Any
 
 import duckdb
 
-from runtrace.queries import list_queries, run_query
-from runtrace.sinks.duckdb import connect
-from runtrace.sinks.schema import ensure_schema
+from runtrace import connect
+from runtrace.duckdb import list_queries, run_query
+from runtrace.duckdb.schema import ensure_schema
 
 T0_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC
 AGENTS = ["coder", "researcher", "reviewer", "analyst", "support"]

@@ -1,4 +1,4 @@
-"""Per-call cost of RunStore.record_event against a plain list.append of the same record.
+"""Per-call cost of RunStore.record against a plain list.append of the same record.
 
 Run: python benchmarks/bench_store.py [--events N] [--rounds R]
 
@@ -30,13 +30,13 @@ def bench_list_append(n: int) -> float:
     return (time.perf_counter_ns() - start) / n
 
 
-def bench_record_event(n: int, event: object) -> float:
+def bench_record(n: int, event: object) -> float:
     store = RunStore()
     run_id = store.create_run("bench").id
-    record_event = store.record_event
+    record = store.record
     start = time.perf_counter_ns()
     for _ in range(n):
-        record_event(run_id, event)  # type: ignore[arg-type]
+        record(run_id, event)  # type: ignore[arg-type]
     return (time.perf_counter_ns() - start) / n
 
 
@@ -49,15 +49,15 @@ def main() -> None:
     results: dict[str, list[float]] = {"append": [], "model": [], "dict": []}
     for _ in range(args.rounds):
         results["append"].append(bench_list_append(args.events))
-        results["model"].append(bench_record_event(args.events, model))
-        results["dict"].append(bench_record_event(args.events, EVENT_DICT))
+        results["model"].append(bench_record(args.events, model))
+        results["dict"].append(bench_record(args.events, EVENT_DICT))
     base = statistics.median(results["append"])
     print(f"events per round: {args.events}, rounds: {args.rounds} (medians)")
     print(f"list.append of the same record (built) {base * 1e-3:8.3f} µs/call   1.00x")
     for key, label in (("model", "event model"), ("dict", "dict, validated")):
         value = statistics.median(results[key])
         print(
-            f"RunStore.record_event ({label:16s}) {value * 1e-3:8.3f} µs/call {value / base:6.2f}x"
+            f"RunStore.record ({label:16s})      {value * 1e-3:8.3f} µs/call {value / base:6.2f}x"
         )
 
 

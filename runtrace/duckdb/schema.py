@@ -74,42 +74,20 @@ _TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     SEGMENTS_TABLE: (("name", "VARCHAR PRIMARY KEY"), ("compacted_at_ms", "BIGINT")),
 }
 
+
+def arrow_schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
+    """The Arrow schema of rows with these DuckDB columns (JSON travels as text)."""
+    types = {"VARCHAR": pa.string(), "JSON": pa.string(), "BIGINT": pa.int64()}
+    types["INTEGER"] = pa.int32()
+    return pa.schema([(name, types[decl.split()[0]]) for name, decl in columns])
+
+
 # What the sink hands DuckDB (or a segment file): the runs rows complete, the events rows
 # without their typed columns, which DuckDB derives from the JSON in one vectorised pass.
-RUN_BATCH_SCHEMA: Final = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("session_id", pa.string()),
-        ("agent_name", pa.string()),
-        ("status", pa.string()),
-        ("prompt", pa.string()),
-        ("result_text", pa.string()),
-        ("error", pa.string()),
-        ("event_count", pa.int64()),
-        ("created_at_ms", pa.int64()),
-        ("updated_at_ms", pa.int64()),
-        ("ended_at_ms", pa.int64()),
-        ("duration_ms", pa.int64()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("trace_id", pa.string()),
-        ("span_id", pa.string()),
-        ("attributes", pa.string()),
-        ("owner_host", pa.string()),
-        ("owner_pid", pa.int32()),
-        ("overflow", pa.string()),
-    ]
-)
-
-EVENT_BATCH_SCHEMA: Final = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("sequence", pa.int64()),
-        ("timestamp_ms", pa.int64()),
-        ("type", pa.string()),
-        ("event", pa.string()),
-    ]
-)
+RUN_BATCH_SCHEMA: Final = arrow_schema(RUN_COLUMNS)
+EVENT_BATCH_SCHEMA: Final = arrow_schema(EVENT_COLUMNS[:5])
+EVENT_ROW_SCHEMA: Final = arrow_schema(EVENT_COLUMNS)
+"""All of a ``run_events`` row, typed columns included (what a segment file holds)."""
 
 _TOOL_EVENTS = "('tool_start', 'tool_execution_start', 'tool_output_delta', 'tool_end')"
 _TOOL_ID_EVENTS = (

@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 
 from .database import HOST, open_rw, pid_alive, retry_locked, transaction
 from .schema import (
-    EVENT_COLUMNS,
-    RUN_COLUMNS,
+    EVENT_ROW_SCHEMA,
+    RUN_BATCH_SCHEMA,
     SEGMENTS_TABLE,
     ensure_schema,
     events_select_sql,
@@ -64,16 +64,6 @@ def segment_dir(path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(path)}.segments")
 
 
-def _segment_schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
-    types = {"VARCHAR": pa.string(), "JSON": pa.string(), "BIGINT": pa.int64()}
-    types["INTEGER"] = pa.int32()
-    return pa.schema([(name, types[decl.split()[0]]) for name, decl in columns])
-
-
-EVENT_SEGMENT_SCHEMA: Final = _segment_schema(EVENT_COLUMNS)
-RUN_SEGMENT_SCHEMA: Final = _segment_schema(RUN_COLUMNS)
-
-
 def ensure_segment_dir(path: str | os.PathLike[str]) -> Path:
     """Create the segment directory with its two empty placeholder files.
 
@@ -83,8 +73,8 @@ def ensure_segment_dir(path: str | os.PathLike[str]) -> Path:
     directory = segment_dir(path)
     directory.mkdir(parents=True, exist_ok=True)
     for suffix, schema in (
-        (EVENTS_SUFFIX, EVENT_SEGMENT_SCHEMA),
-        (RUNS_SUFFIX, RUN_SEGMENT_SCHEMA),
+        (EVENTS_SUFFIX, EVENT_ROW_SCHEMA),
+        (RUNS_SUFFIX, RUN_BATCH_SCHEMA),
     ):
         target = directory / f"{_PLACEHOLDER}{suffix}"
         if not target.exists():
@@ -129,9 +119,9 @@ def write_segment(
             ).to_arrow_table()
         finally:
             scratch.unregister("_rt_seg_events")
-        _atomic_write(typed.cast(EVENT_SEGMENT_SCHEMA), directory / f"{stem}{EVENTS_SUFFIX}")
+        _atomic_write(typed.cast(EVENT_ROW_SCHEMA), directory / f"{stem}{EVENTS_SUFFIX}")
     if runs is not None and runs.num_rows:
-        _atomic_write(runs.cast(RUN_SEGMENT_SCHEMA), directory / f"{stem}{RUNS_SUFFIX}")
+        _atomic_write(runs.cast(RUN_BATCH_SCHEMA), directory / f"{stem}{RUNS_SUFFIX}")
     return stem
 
 

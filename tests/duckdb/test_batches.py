@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from duckdb_helpers import query
+from duckdb_helpers import query, start_run
 
 import runtrace.duckdb.batches as batches_module
 from runtrace import DuckDBSink, RunSnapshot, RunStatus, RunStore
@@ -19,8 +19,7 @@ def test_a_stale_snapshot_queued_after_a_cancel_does_not_reopen_the_run(tmp_path
     db = tmp_path / "race.duckdb"
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=60)
-    run = store.create_run("s", "p")
-    sink.on_run(run)
+    run = start_run(store, sink, "s", "p")
     sink.on_event(*store.record(run.id, {"type": "agent_start", "prompt": "p"}, at_ms=1000))
     # An agent thread records an event, then is descheduled before handing it to the sink ...
     late = store.record(run.id, {"type": "text_delta", "text": "hi"}, at_ms=1000)
@@ -69,8 +68,7 @@ def test_an_item_that_cannot_be_serialised_is_counted_and_the_rest_is_written(
     db = tmp_path / "poison.duckdb"
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=60)
-    good = store.create_run("good")
-    sink.on_run(good)
+    good = start_run(store, sink, "good")
     for i in range(100):
         sink.on_event(*store.record(good.id, {"type": "text_delta", "text": f"t{i}"}))
     bad = store.create_run("bad")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from duckdb_helpers import query
+from duckdb_helpers import query, start_run
 
 from runtrace import DuckDBSink, RunStore, connect
 from runtrace.duckdb import load_records, write_records
@@ -53,8 +53,7 @@ def test_file_names_that_need_quoting_in_sql_work(tmp_path: Path, name: str) -> 
     db = tmp_path / name
     store = RunStore()
     with DuckDBSink(db, flush_interval=60) as sink:
-        run = store.create_run("s")
-        sink.on_run(run)
+        run = start_run(store, sink, "s")
         sink.on_event(*store.record(run.id, {"type": "agent_end", "text": "ok"}))
     assert [r.snapshot.id for r in load_records(db)] == [run.id]
     assert write_records(db, store.records()) == 1

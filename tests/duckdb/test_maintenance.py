@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+from duckdb_helpers import start_run
 
 from runtrace import DuckDBSink, RunStore
 from runtrace.duckdb import export_parquet
@@ -17,8 +18,7 @@ def test_parquet_export_is_partitioned_by_day_and_reads_back(tmp_path: Path) -> 
     store = RunStore()
     with DuckDBSink(db) as sink:
         for day in (0, 1):
-            run = store.create_run("s", created_at_ms=day * day_ms + 1_000)
-            sink.on_run(run)
+            run = start_run(store, sink, "s", created_at_ms=day * day_ms + 1_000)
             for i in range(3):
                 sink.on_event(
                     *store.record(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from duckdb_helpers import query
+from duckdb_helpers import query, start_run
 
 from runtrace import DuckDBSink, RunStatus, RunStore, connect
 from runtrace.duckdb import INTERRUPTED_ERROR, load_records, recover_interrupted
@@ -75,8 +75,7 @@ def test_sigkill_mid_run_loses_at_most_the_last_flush_and_recovery_fails_the_run
     # A run owned by this (live) process is never touched by recovery.
     store = RunStore()
     with DuckDBSink(db, recover=False) as sink:
-        mine = store.create_run("s", "mine")
-        sink.on_run(mine)
+        mine = start_run(store, sink, "s", "mine")
 
     recovered = recover_interrupted(db)
     assert [s.id for s in recovered] == ["live-run"]
@@ -174,14 +173,12 @@ def test_a_forked_child_records_through_the_sink_it_inherited(tmp_path: Path) ->
     db = tmp_path / "fork.duckdb"
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=60)
-    parent = store.create_run("parent")
-    sink.on_run(parent)
+    parent = start_run(store, sink, "parent")
     for i in range(3):  # queued before the fork: the parent's to write, once
         sink.on_event(*store.record(parent.id, {"type": "text_delta", "text": f"t{i}"}))
 
     def child(flush: bool) -> None:
-        run = store.create_run(f"child-flush={flush}")
-        sink.on_run(run)
+        run = start_run(store, sink, f"child-flush={flush}")
         sink.on_event(*store.record(run.id, {"type": "agent_end", "text": "ok"}))
         sink.on_run(store.finish(run.id))
         if flush:

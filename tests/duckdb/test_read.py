@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from duckdb_helpers import EVENTS, count, record_deltas
+from duckdb_helpers import EVENTS, count, record_deltas, start_run
 
 from runtrace import DuckDBSink, RunStatus, RunStore, connect
 from runtrace.duckdb import list_run_ids, load_records, write_records
@@ -70,14 +70,12 @@ def test_list_run_ids_and_run_ids_see_a_live_writers_segments(tmp_path: Path) ->
     db = tmp_path / "live.duckdb"
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=60)
-    first = store.create_run("s", created_at_ms=1)
-    sink.on_run(first)
+    first = start_run(store, sink, "s", created_at_ms=1)
     record_deltas(store, sink, first.id, 2)
     sink.force_flush()
     reader = connect(db)  # holds the file: the next flush goes to a segment
     try:
-        second = store.create_run("s", created_at_ms=2)
-        sink.on_run(second)
+        second = start_run(store, sink, "s", created_at_ms=2)
         record_deltas(store, sink, second.id, 3)
         sink.force_flush()
         assert sink.stats.flushes_to_segments == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-from duckdb_helpers import query, record_deltas
+from duckdb_helpers import query, record_deltas, start_run
 
 from runtrace import DuckDBSink, RunStore, connect
 from runtrace.duckdb import compact, write_records
@@ -17,8 +17,7 @@ def test_while_a_reader_holds_the_file_flushes_go_to_segments_it_can_see(tmp_pat
     db = tmp_path / "seg.duckdb"
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=60)
-    run = store.create_run("s")
-    sink.on_run(run)
+    run = start_run(store, sink, "s")
     record_deltas(store, sink, run.id, 10)
     sink.force_flush()
     reader = connect(db)

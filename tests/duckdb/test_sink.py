@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from duckdb_helpers import EVENTS, count, ordered, query, record_run
+from duckdb_helpers import EVENTS, count, ordered, query, record_run, start_run
 from opentelemetry.sdk.trace import TracerProvider
 
 import runtrace.duckdb.writer as writer_module
@@ -84,8 +84,7 @@ def test_runs_recorded_through_runtrace_land_in_duckdb_and_reload(tmp_path: Path
 def test_duration_is_set_when_a_run_ends(db: Path) -> None:
     store = RunStore()
     with DuckDBSink(db) as sink:
-        snap = store.create_run("s", created_at_ms=1_000)
-        sink.on_run(snap)
+        snap = start_run(store, sink, "s", created_at_ms=1_000)
         sink.on_run(store.finish(snap.id, at_ms=4_500))
     con = connect(db)
     assert con.execute("SELECT ended_at_ms, duration_ms, status FROM runs").fetchone() == (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-from duckdb_helpers import EVENTS, ordered, query, record_run
+from duckdb_helpers import EVENTS, ordered, query, record_run, start_run
 
 from runtrace import DuckDBSink, RunStore
 from runtrace.duckdb import load_records, write_records
@@ -37,8 +37,7 @@ def test_writing_back_what_was_loaded_changes_nothing(tmp_path: Path) -> None:
     db = tmp_path / "back.duckdb"
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=60)
-    run = store.create_run("s", "p")
-    sink.on_run(run)
+    run = start_run(store, sink, "s", "p")
     for event in (
         {"type": "tool_start", "id": "c1", "name": "bash"},
         {"type": "tool_end", "id": "c1", "name": "bash", "output": "x", "exit_code": 1},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
-from duckdb_helpers import count, record_deltas
+from duckdb_helpers import count, record_deltas, start_run
 
 import runtrace.duckdb.write as write_module
 from runtrace import DuckDBSink, RunStore
@@ -20,13 +20,11 @@ def test_a_failed_batch_changes_nothing_stored_and_is_retried(
     db = tmp_path / "retry.duckdb"
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=60)
-    a = store.create_run("s")
-    sink.on_run(a)
+    a = start_run(store, sink, "s")
     record_deltas(store, sink, a.id, 5)
     assert sink.force_flush()
 
-    b = store.create_run("s")
-    sink.on_run(b)
+    b = start_run(store, sink, "s")
     record_deltas(store, sink, a.id, 3, start=5)
     record_deltas(store, sink, b.id, 4)
     monkeypatch.setattr(
@@ -56,8 +54,7 @@ def test_a_batch_that_keeps_failing_is_set_aside_and_counted(
     db = tmp_path / "rescue.duckdb"
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=60, max_retries=1, lock_timeout=0.2)
-    run = store.create_run("s")
-    sink.on_run(run)
+    run = start_run(store, sink, "s")
     record_deltas(store, sink, run.id, 6)
     monkeypatch.setattr(
         write_module, "events_select_sql", lambda source: "SELECT broken FROM nowhere"

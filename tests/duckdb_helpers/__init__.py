@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runtrace import DuckDBSink, RunStore, connect
+from runtrace import DuckDBSink, RunSnapshot, RunStore, connect
 from runtrace.runs import RunRecord
 
 EVENTS: list[dict[str, Any]] = [
@@ -42,12 +42,18 @@ EVENTS: list[dict[str, Any]] = [
 """One run, start to end: core events with typed columns, and an unknown type."""
 
 
+def start_run(store: RunStore, sink: DuckDBSink, *args: Any, **kwargs: Any) -> RunSnapshot:
+    """Create a run (``RunStore.create_run``'s arguments) and hand its snapshot to the sink."""
+    snap = store.create_run(*args, **kwargs)
+    sink.on_run(snap)
+    return snap
+
+
 def record_run(
     store: RunStore, sink: DuckDBSink, events: list[dict[str, Any]], **kwargs: Any
 ) -> str:
     """Create a run and record ``events``, driving the sink the way the processor does."""
-    snap = store.create_run(kwargs.pop("session_id", "s1"), **kwargs)
-    sink.on_run(snap)
+    snap = start_run(store, sink, kwargs.pop("session_id", "s1"), **kwargs)
     for event in events:
         snap, rec = store.record(snap.id, event)
         sink.on_event(snap, rec)
