@@ -19,16 +19,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from . import names as n
-from .reading import (
-    Role,
-    SpanReading,
-    base,
-    event_text,
-    messages_text,
-    plain_events,
-    text,
-    tokens,
-)
+from .content import event_text, messages_text
+from .reading import Role, SpanReading, base, plain_events, text, tokens
 
 __all__ = ["read", "reading", "role_of"]
 

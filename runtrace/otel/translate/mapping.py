@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .reading import SpanReading, json_value
+from .content import json_value
+from .reading import SpanReading
 
 __all__ = [
     "CANCELLED_EXIT_CODE",

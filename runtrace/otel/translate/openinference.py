@@ -17,7 +17,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from . import names as n
-from .reading import Role, SpanReading, Tokens, base, content_text, text, tokens
+from .content import content_text
+from .reading import Role, SpanReading, Tokens, base, text, tokens
 
 __all__ = ["read"]
 

@@ -15,7 +15,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from . import names as n
-from .reading import Role, SpanReading, base, content_text, json_value, text, tokens
+from .content import content_text, json_value
+from .reading import Role, SpanReading, base, text, tokens
 
 __all__ = ["read"]
 

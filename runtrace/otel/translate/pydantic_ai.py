@@ -21,7 +21,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from . import genai
 from . import names as n
-from .reading import SpanReading, messages_text, number, text, tokens
+from .content import messages_text
+from .reading import SpanReading, number, text, tokens
 
 __all__ = ["read"]
 

@@ -2,12 +2,11 @@
 
 Each dialect turns a span into a reading; the assembler only ever sees readings. The helpers
 below are the parts every dialect shares: ids and times, the outcome (error, cancellation) from
-status and exception events, sessions, token counts, and text pulled out of JSON content.
+status and exception events, sessions, token counts, and a span's own events.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -238,64 +237,6 @@ def _strip_cancelled(description: str | None) -> str:
         return "cancelled"
     head, sep, rest = description.partition(": ")
     return rest if sep and head == n.ERROR_TYPE_CANCELLED else description
-
-
-def json_value(value: str | None) -> Any:
-    """``value`` parsed as JSON when it is JSON text, else as given."""
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-def content_text(value: Any) -> str | None:
-    """The text in a content value: a plain string, or the text parts of JSON content (GenAI
-    ``parts``, strands' ``[{"text": ...}]`` blocks, OpenAI-style ``content``)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parsed = json_value(value)
-        if isinstance(parsed, (list, dict)):
-            found = _texts(parsed)
-            return "".join(found) if found else value
-        return value
-    found = _texts(value)
-    return "".join(found) if found else None
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [t for item in value for t in _texts(item)]
-    if isinstance(value, dict):
-        for key in ("text", "content", "parts"):
-            if key in value:
-                return _texts(value[key])
-    return []
-
-
-def messages_text(value: Any, role: str, *, last: bool, start: int = 0) -> str | None:
-    """The text of the first (or last) message with ``role`` in a GenAI messages list."""
-    messages = json_value(value) if isinstance(value, str) else value
-    if not isinstance(messages, list):
-        return None
-    picked = [
-        m for m in messages[start:] if isinstance(m, dict) and m.get("role") == role and _texts(m)
-    ]
-    if not picked:
-        return None
-    return "".join(_texts(picked[-1] if last else picked[0]))
-
-
-def event_text(span: ReadableSpan, event_name: str, field: str) -> str | None:
-    """The text of ``field`` of the first span event named ``event_name``."""
-    for event in span.events:
-        if event.name == event_name:
-            return content_text((event.attributes or {}).get(field))
-    return None
 
 
 def plain_event(name: str, attributes: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from runtrace.otel.translate import RunAssembler, StoreTarget
 from runtrace.store import RunStore
 
 AGENT = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "coder"}
-CHAT = {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 10}
+CHAT: dict[str, str | int] = {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 10}
 TOOL = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "bash"}
 
 
@@ -271,7 +271,7 @@ def test_log_records_before_their_span_arrives_wait_for_it(spans: Traced) -> Non
 def test_runtrace_events_sent_as_log_records_count_once(spans: Traced) -> None:
     attrs = {"runtrace.span.kind": "run", "runtrace.run.id": "run-1", **AGENT}
     run = spans.start("invoke_agent coder", attrs)
-    event = {"id": "t1", "name": "bash", "runtrace.record.sequence": 0}
+    event: dict[str, str | int] = {"id": "t1", "name": "bash", "runtrace.record.sequence": 0}
     run.add_event("tool_start", event, timestamp=at(1))
     end(run, 2)
     out = Assembled()

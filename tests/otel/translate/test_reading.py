@@ -8,7 +8,7 @@ from opentelemetry.trace import StatusCode
 from otel.translate.helpers import Traced, at
 
 from runtrace.otel.translate import Tokens, read_span
-from runtrace.otel.translate.reading import content_text, messages_text
+from runtrace.otel.translate.content import content_text, messages_text
 
 AGENT = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"}
 
