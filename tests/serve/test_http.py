@@ -13,8 +13,13 @@ import httpx
 import pytest
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from serve.helpers import Collector, pb_span, traces_request, wait_for
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from serve.helpers import NOW_NS, Collector, pb_span, traces_request, wait_for
 from starlette.testclient import TestClient
 
 from runtrace.serve import BufferedIngest, Limits, Receiver, Server, create_app
@@ -313,3 +318,16 @@ def test_metrics_show_counters_queue_and_flush_lag(server: Server) -> None:
     assert metrics["spans_received"] == 2 and metrics["http_requests"] == 1
     assert metrics["queue_capacity"] == 65_536 and metrics["runs_open"] is None
     assert metrics["queue_depth"] >= 0 and metrics["flush_lag_ms"] >= 0
+
+
+def test_log_records_to_an_ingest_without_a_log_path_are_rejected_in_partial_success() -> None:
+    ingest = BufferedIngest(Collector())  # no on_logs
+    with Server(ingest, port=0, grpc_port=None, log_interval_s=0) as server:
+        request = ExportLogsServiceRequest()
+        records = request.resource_logs.add().scope_logs.add().log_records
+        records.append(LogRecord(time_unix_nano=NOW_NS))
+        response = _post(server, request.SerializeToString(), PROTOBUF, path="/v1/logs")
+        assert response.status_code == 200
+        partial = ExportLogsServiceResponse.FromString(response.content).partial_success
+        assert partial.rejected_log_records == 1
+        assert "does not ingest log records" in partial.error_message

@@ -5,7 +5,9 @@ equal what the sender recorded; back-pressure with the exporters' own retries; S
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -244,3 +246,22 @@ def test_sigterm_drains_the_queue_and_flushes_before_exit(tmp_path: Path) -> Non
             server.kill()
     assert server.returncode == 0, err[-3000:]
     assert sorted(json.loads(out.read_text())) == sorted(sent) and len(sent) == 400
+
+
+def test_the_embedding_example_in_the_docs_runs_and_prints_what_it_says(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "serve.md"
+    [example] = re.findall(r"```python\n(.*?)```", docs.read_text(encoding="utf-8"), re.S)[:1]
+    done = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "invoke_agent demo"
+
+
+def test_the_counters_go_to_the_log_periodically(
+    start_server: Callable[..., Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, "runtrace.serve"):
+        start_server(log_interval_s=0.05)
+        wait_for(lambda: "spans 0 received, 0 rejected" in caplog.text, "a counters log line")
+    assert "queue 0/65536" in caplog.text
