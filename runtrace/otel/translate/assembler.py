@@ -73,8 +73,8 @@ class RunAssembler(Engine):
         *,
         read: Callable[[ReadableSpan], SpanReading] | None = None,
         max_open: int = 100_000,
-        max_remembered: int = 100_000,
-        max_held: int = 100_000,
+        max_remembered: int = 20_000,
+        max_held: int = 20_000,
     ) -> None:
         from . import read_span  # the package imports this module first
 

@@ -15,7 +15,7 @@ from opentelemetry.trace import StatusCode
 
 from ...errors import RunNotFound
 from . import mapping, rules
-from .reading import SPAN_EVENTS_DROPPED, SpanReading
+from .reading import SPAN_EVENTS_DROPPED, SpanReading, slim
 from .runtrace import DIALECT as RUNTRACE
 from .stats import Counters
 from .tree import Held, Node, Run, Tree
@@ -161,6 +161,7 @@ class Engine:
         if node.state == "run":
             self._end_run(node)
         elif node.state == "plain":
+            node.reading = slim(r)
             items = self._tree.release(r.span_id)
             if r.role in _WORK:
                 items.append(Held("span", r.trace_id, r.start_ns or 0, node=node))
@@ -173,6 +174,7 @@ class Engine:
         self._place(self._tree.release(r.span_id), r.span_id)
         if run.claimed:
             rules.settle(run, *rules.outcome(run))
+            node.reading = slim(r)
             self._tell_outer(run)
             return
         fresh = [e for e in r.events if e.sequence is None or e.sequence not in run.sequences]
@@ -209,6 +211,7 @@ class Engine:
             self._count.events_lost += 1
         rules.settle(run, error, cancelled)
         self._count.runs_open -= 1
+        run.node.reading = slim(r)
         self._tell_outer(run)
 
     def _link(self, run: Run) -> None:

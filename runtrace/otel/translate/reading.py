@@ -8,7 +8,8 @@ status and exception events, sessions, token counts, and a span's own events.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any, Literal
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -111,6 +112,17 @@ class SpanReading:
     events: tuple[SpanEvent, ...] = ()
     missing_events: int = 0
     """Events the run had that the span no longer carries (the span's event limit)."""
+
+
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+
+
+def slim(reading: SpanReading) -> SpanReading:
+    """``reading`` without the span's attributes and events: what the assembler keeps of a span
+    it is done with (content attributes can be large; the SDK would have let them go)."""
+    if not reading.attributes and not reading.events:
+        return reading
+    return replace(reading, attributes=_NO_ATTRIBUTES, events=())
 
 
 def base(span: ReadableSpan, dialect: str, role: Role, **fields: Any) -> SpanReading:

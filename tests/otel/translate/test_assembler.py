@@ -4,6 +4,7 @@ and every order spans arrive in (in-process, and OTLP: ended spans, children fir
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from opentelemetry.trace import StatusCode
@@ -365,3 +366,30 @@ def test_bounds_must_be_sensible() -> None:
         RunAssembler(StoreTarget(RunStore()), max_open=0)
     with pytest.raises(ValueError, match="max_held must be at least 0, not -1"):
         RunAssembler(StoreTarget(RunStore()), max_held=-1)
+
+
+def test_runs_from_many_threads_each_keep_their_own_events(traced: Traced) -> None:
+    def agent(name: str) -> None:
+        for i in range(20):
+            run = traced.start(f"invoke_agent {name}", {**AGENT, "gen_ai.agent.name": name})
+            traced.span("chat", CHAT, parent=run, ms=(1, 2))
+            traced.span("execute_tool bash", TOOL, parent=run, ms=(3, 4))
+            end(run, 5 + i)
+
+    threads = [threading.Thread(target=agent, args=(f"a{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runs = traced.runs()
+    assert len(runs) == 80
+    for run in runs:
+        assert run.status.value == "completed"
+        assert traced.types(run.id) == [
+            "agent_start",
+            "turn_start",
+            "turn_end",
+            "tool_start",
+            "tool_end",
+            "agent_end",
+        ]
