@@ -14,7 +14,7 @@ import pytest
 
 from runtrace.cli import main
 from runtrace.demo import DemoResult, plan_workload
-from runtrace.queries import list_queries
+from runtrace.duckdb import list_queries
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -261,15 +261,18 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_bar_draws_on_a_terminal_and_stays_quiet_in_a_pipe() -> None:
-    from runtrace.cli import Progress
+    from runtrace.cli.output import progress
 
     terminal = _Terminal()
-    bar = Progress("recording", terminal, width=10)
-    bar(5, 10)
-    bar(10, 10)
+    update, close = progress("recording", stream=terminal)
+    update(5, 10)
+    update(10, 10)
+    close()
     drawn = terminal.getvalue()
-    assert "\rrecording [#####.....] 5/10" in drawn
-    assert "\rrecording [##########] 10/10" in drawn and drawn.endswith("\n")
+    assert "recording:" in drawn and "10/10" in drawn
+    assert "100%" in drawn
     pipe = io.StringIO()
-    Progress("recording", pipe)(10, 10)
+    update, close = progress("recording", stream=pipe)
+    update(10, 10)
+    close()
     assert pipe.getvalue() == ""

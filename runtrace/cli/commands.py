@@ -15,7 +15,7 @@ from typing import TextIO
 
 import duckdb
 
-from ..errors import JsonlImportError, RuntraceError
+from ..errors import ForwardError, JsonlImportError, RuntraceError
 from .output import cell, json_value, progress, write_table
 
 __all__ = ["CommandError", "default_db"]
@@ -215,15 +215,21 @@ def import_(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def forward(args: argparse.Namespace, out: TextIO) -> int:
+    from ..forward import forward_runs, traces_url
+
+    try:
+        url = traces_url(args.endpoint)
+    except ForwardError:
+        raise CommandError(
+            f"bad --endpoint {args.endpoint!r}: use an http:// or https:// URL"
+        ) from None
     since = _parse_since(args.since) if args.since else None
     _existing_db(args.db)
     # The exporter logs its own retries and failures; the command reports them in one line.
     logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
-    from ..forward import forward_runs
-
     sent = forward_runs(
         args.db,
-        args.endpoint,
+        url,
         since_ms=since,
         run_id=args.run,
         headers=_parse_params(args.header) if args.header else None,

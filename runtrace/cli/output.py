@@ -19,17 +19,19 @@ Progress = Callable[[int, int], None]
 """A progress callback: ``(done, total)``."""
 
 
-def progress(label: str, unit: str = "run") -> tuple[Progress, Callable[[], None]]:
-    """A progress callback drawing a tqdm bar on stderr, and the function that closes it.
-
-    The bar shows only on a terminal (tqdm's ``disable=None``), so pipes and CI logs stay quiet.
-    """
+def progress(
+    label: str, unit: str = "run", stream: TextIO | None = None
+) -> tuple[Progress, Callable[[], None]]:
+    """A progress callback drawing a tqdm bar on ``stream`` (stderr), and the function that
+    closes it. The bar shows only on a terminal (tqdm's ``disable=None``), so pipes and CI logs
+    stay quiet."""
     bar: tqdm[Any] | None = None
+    file = sys.stderr if stream is None else stream
 
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, disable=None)
+            bar = tqdm(total=total, desc=label, unit=unit, file=file, disable=None)
         bar.update(done - bar.n)
 
     def close() -> None:

@@ -1,0 +1,5 @@
+"""``python -m runtrace.cli``: the same as the ``runtrace`` command."""
+
+from . import main
+
+raise SystemExit(main())
