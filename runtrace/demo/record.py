@@ -67,7 +67,7 @@ def record_workload(
             handle.record(event, at_ns=(planned.start_ms + offset) * ms)
         end_ns = (planned.start_ms + planned.end_offset_ms) * ms
         if planned.outcome == "cancelled":
-            handle.cancel(planned.cancel_reason, at_ns=end_ns)
+            handle.cancel(planned.cancel_reason or "cancelled by host", at_ns=end_ns)
         elif planned.outcome == "crashed":
             handle.end(DemoAgentError(planned.error), at_ns=end_ns)
         elif planned.outcome != "interrupted":
