@@ -11,7 +11,8 @@ in-process, the OTLP receiver out of process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -24,6 +25,7 @@ from .store_target import StoreTarget
 __all__ = [
     "DIALECTS",
     "AssemblerStats",
+    "Dialect",
     "Role",
     "RunAssembler",
     "RunTarget",
@@ -34,7 +36,11 @@ __all__ = [
     "read_span",
 ]
 
-DIALECTS: tuple[tuple[str, Callable[[ReadableSpan], SpanReading | None]], ...] = (
+Dialect = Callable[[ReadableSpan, Mapping[str, Any]], SpanReading | None]
+"""``read(span, attributes)``: the span's reading, or None when the span is not the dialect's
+(``attributes``: the span's as a plain dict; each dialect's ``read`` also takes the span alone)."""
+
+DIALECTS: tuple[tuple[str, Dialect], ...] = (
     (runtrace.DIALECT, runtrace.read),
     (pydantic_ai.DIALECT, pydantic_ai.read),
     (openllmetry.DIALECT, openllmetry.read),
@@ -46,8 +52,9 @@ DIALECTS: tuple[tuple[str, Callable[[ReadableSpan], SpanReading | None]], ...] =
 
 def read_span(span: ReadableSpan) -> SpanReading:
     """What ``span`` is, read by the first dialect that recognises it (``other`` if none)."""
+    attributes = dict(span.attributes) if span.attributes else {}  # one copy for every dialect
     for _, read in DIALECTS:
-        reading = read(span)
+        reading = read(span, attributes)
         if reading is not None:
             return reading
-    return base(span, "none", "other")
+    return base(span, "none", "other", attributes)

@@ -105,6 +105,7 @@ class RunAssembler(Engine):
             if node is None:
                 parent_id = None if reading.parent_remote else reading.parent_id
                 node = Node(reading, parent_id, "plain", live=span, seen_start=True)
+                node.attributes = span.attributes
                 self._forget(self._tree.add_open(node))
                 parent = self._tree.get(parent_id)
                 if parent is not None:
@@ -127,6 +128,7 @@ class RunAssembler(Engine):
                 return
             parent_id = None if reading.parent_remote else reading.parent_id
             node = Node(reading, parent_id, "plain", live=span, seen_start=True)
+            node.attributes = span.attributes
             self._forget(self._tree.add_open(node))
             parent = self._tree.get(parent_id)
             if parent is not None and not parent.ended:
@@ -150,7 +152,7 @@ class RunAssembler(Engine):
                 self._count.duplicate_spans += 1
                 return
             if node is None:
-                node = Node(reading, reading.parent_id, "plain")
+                node = Node(reading, reading.parent_id, "plain", attributes=span.attributes)
                 self._tree.add_ended(node)
                 self._settle_state(node)
                 parent = self._tree.get(node.parent_id)
@@ -160,6 +162,8 @@ class RunAssembler(Engine):
                 changed = node.reading.role != reading.role
                 node.reading = reading
                 node.live = None
+                if node.run is None:
+                    node.attributes = span.attributes
                 self._tree.add_ended(node)
                 if changed and node.run is None:
                     self._settle_state(node)

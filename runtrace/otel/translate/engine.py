@@ -15,7 +15,7 @@ from opentelemetry.trace import StatusCode
 
 from ...errors import RunNotFound
 from . import mapping, rules
-from .reading import SPAN_EVENTS_DROPPED, SpanReading, slim
+from .reading import SPAN_EVENTS_DROPPED, SpanReading
 from .runtrace import DIALECT as RUNTRACE
 from .stats import Counters
 from .tree import Held, Node, Run, Tree
@@ -82,6 +82,7 @@ class Engine:
         reading = self._read(parent.live)
         if reading.role != "other":
             parent.reading = reading
+            parent.attributes = parent.live.attributes
             self._settle_state(parent)
 
     def _claim(self, node: Node, run_id: str) -> None:
@@ -106,7 +107,7 @@ class Engine:
                     agent_name=r.agent_name or None,
                     trace_id=f"{r.trace_id:032x}",
                     span_id=f"{r.span_id:016x}",
-                    attributes=r.attributes,
+                    attributes=node.attributes or {},
                     at_ms=(r.start_ns or r.end_ns or 0) // 1_000_000,
                 )
             except ValueError:
@@ -114,6 +115,7 @@ class Engine:
                     raise
                 continue
             break
+        node.attributes = None  # the snapshot has them now
         run = node.run = Run(attempt, session, node, started=r.dialect == RUNTRACE)
         node.state = "run"
         self._count.runs_made += 1
@@ -161,7 +163,7 @@ class Engine:
         if node.state == "run":
             self._end_run(node)
         elif node.state == "plain":
-            node.reading = slim(r)
+            node.attributes = None
             items = self._tree.release(r.span_id)
             if r.role in _WORK:
                 items.append(Held("span", r.trace_id, r.start_ns or 0, node=node))
@@ -174,7 +176,6 @@ class Engine:
         self._place(self._tree.release(r.span_id), r.span_id)
         if run.claimed:
             rules.settle(run, *rules.outcome(run))
-            node.reading = slim(r)
             self._tell_outer(run)
             return
         fresh = [e for e in r.events if e.sequence is None or e.sequence not in run.sequences]
@@ -211,7 +212,6 @@ class Engine:
             self._count.events_lost += 1
         rules.settle(run, error, cancelled)
         self._count.runs_open -= 1
-        run.node.reading = slim(r)
         self._tell_outer(run)
 
     def _link(self, run: Run) -> None:

@@ -13,7 +13,6 @@ event. strands' ``strands.cancellation.type`` marks a cancelled run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -22,7 +21,7 @@ from . import names as n
 from .content import event_text, messages_text
 from .reading import Role, SpanReading, base, plain_events, text, tokens
 
-__all__ = ["read", "reading", "role_of"]
+__all__ = ["fields", "read", "role_of"]
 
 DIALECT = "genai"
 _INPUT_TOKENS = (n.INPUT_TOKENS, n.PROMPT_TOKENS)
@@ -30,10 +29,12 @@ _OUTPUT_TOKENS = (n.OUTPUT_TOKENS, n.COMPLETION_TOKENS)
 _CACHE_TOKENS = (n.CACHE_READ_TOKENS, n.CACHE_WRITE_TOKENS)
 
 
-def read(span: ReadableSpan) -> SpanReading | None:
-    """A GenAI span's reading, or None if the span follows none of the GenAI conventions."""
-    role = role_of(span.name, span.attributes or {})
-    return None if role is None else reading(span, role, DIALECT)
+def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> SpanReading | None:
+    """A GenAI span's reading, or None if the span follows none of the GenAI conventions.
+    ``attributes``: the span's, when the caller has them as a plain dict already."""
+    a = attributes if attributes is not None else dict(span.attributes or {})
+    role = role_of(span.name, a)
+    return None if role is None else base(span, DIALECT, role, a, **fields(span, role, a))
 
 
 def role_of(name: str, attributes: Mapping[str, Any]) -> Role | None:
@@ -59,52 +60,41 @@ def role_of(name: str, attributes: Mapping[str, Any]) -> Role | None:
     return None
 
 
-def reading(span: ReadableSpan, role: Role, dialect: str) -> SpanReading:
-    """The GenAI reading of a span whose role is known; other dialects build on it."""
-    a: Mapping[str, Any] = span.attributes or {}
+def fields(span: ReadableSpan, role: Role, a: Mapping[str, Any]) -> dict[str, Any]:
+    """The reading's fields by the GenAI conventions, for a span whose role is known; other
+    dialects build on them."""
     if role == "agent":
-        return base(
-            span,
-            dialect,
-            role,
-            agent_name=text(a, n.AGENT_NAME)
+        return {
+            "agent_name": text(a, n.AGENT_NAME)
             or _suffix(span.name, n.OP_INVOKE_AGENT)
             or text(a, n.AGENT_ID),
-            description=text(a, n.AGENT_DESCRIPTION),
-            prompt=prompt(span, a),
-            result=result(span, a),
-            model=text(a, n.RESPONSE_MODEL, n.REQUEST_MODEL),
-            tokens=tokens(a, _INPUT_TOKENS, _OUTPUT_TOKENS, _CACHE_TOKENS, aggregate=True),
-            events=plain_events(span),
-        )
+            "description": text(a, n.AGENT_DESCRIPTION),
+            "prompt": prompt(span, a),
+            "result": result(span, a),
+            "model": text(a, n.RESPONSE_MODEL, n.REQUEST_MODEL),
+            "tokens": tokens(a, _INPUT_TOKENS, _OUTPUT_TOKENS, _CACHE_TOKENS, aggregate=True),
+            "events": plain_events(span),
+        }
     if role == "tool":
-        reading = base(
-            span,
-            dialect,
-            role,
-            tool_name=text(a, n.TOOL_NAME) or _suffix(span.name, n.OP_EXECUTE_TOOL),
-            call_id=text(a, n.TOOL_CALL_ID),
-            arguments=text(a, n.TOOL_ARGUMENTS)
+        found = {
+            "tool_name": text(a, n.TOOL_NAME) or _suffix(span.name, n.OP_EXECUTE_TOOL),
+            "call_id": text(a, n.TOOL_CALL_ID),
+            "arguments": text(a, n.TOOL_ARGUMENTS)
             or event_text(span, n.EVENT_TOOL_MESSAGE, n.EVENT_FIELD_CONTENT),
-            tool_result=text(a, n.TOOL_RESULT)
+            "tool_result": text(a, n.TOOL_RESULT)
             or event_text(span, n.EVENT_CHOICE, n.EVENT_FIELD_MESSAGE),
-        )
-        if (
-            reading.error is None and a.get(n.TOOL_STATUS) == n.TOOL_STATUS_ERROR
-        ):  # strands, status unset
-            return replace(reading, error=reading.tool_result or "tool returned an error")
-        return reading
+        }
+        if a.get(n.TOOL_STATUS) == n.TOOL_STATUS_ERROR:  # strands, whatever the status says
+            found["failed"] = found["tool_result"] or "tool returned an error"
+        return found
     if role == "model":
-        return base(
-            span,
-            dialect,
-            role,
-            model=text(a, n.RESPONSE_MODEL, n.REQUEST_MODEL),
-            prompt=prompt(span, a),
-            result=result(span, a),
-            tokens=tokens(a, _INPUT_TOKENS, _OUTPUT_TOKENS, _CACHE_TOKENS, aggregate=False),
-        )
-    return base(span, dialect, role, agent_name=text(a, n.AGENT_NAME))
+        return {
+            "model": text(a, n.RESPONSE_MODEL, n.REQUEST_MODEL),
+            "prompt": prompt(span, a),
+            "result": result(span, a),
+            "tokens": tokens(a, _INPUT_TOKENS, _OUTPUT_TOKENS, _CACHE_TOKENS, aggregate=False),
+        }
+    return {"agent_name": text(a, n.AGENT_NAME)}
 
 
 def prompt(span: ReadableSpan, attributes: Mapping[str, Any]) -> str | None:

@@ -32,9 +32,9 @@ _ROLES: dict[str, Role] = {
 _CACHE_TOKENS = (n.OI_CACHE_READ_TOKENS, n.OI_CACHE_WRITE_TOKENS)
 
 
-def read(span: ReadableSpan) -> SpanReading | None:
+def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> SpanReading | None:
     """An OpenInference span's reading, or None if the span has no OpenInference kind."""
-    a: Mapping[str, Any] = span.attributes or {}
+    a = attributes if attributes is not None else dict(span.attributes or {})
     kind = a.get(n.OI_SPAN_KIND)
     if not isinstance(kind, str):
         return None
@@ -44,6 +44,7 @@ def read(span: ReadableSpan) -> SpanReading | None:
             span,
             DIALECT,
             role,
+            a,
             agent_name=text(a, n.OI_AGENT_NAME) or span.name,
             prompt=content_text(a.get(n.OI_INPUT)),
             result=content_text(a.get(n.OI_OUTPUT)),
@@ -55,6 +56,7 @@ def read(span: ReadableSpan) -> SpanReading | None:
             span,
             DIALECT,
             role,
+            a,
             tool_name=text(a, n.OI_TOOL_NAME) or span.name,
             call_id=text(a, n.OI_TOOL_CALL_ID, n.OI_TOOL_ID),
             arguments=text(a, n.OI_INPUT),
@@ -65,6 +67,7 @@ def read(span: ReadableSpan) -> SpanReading | None:
             span,
             DIALECT,
             role,
+            a,
             model=text(a, n.OI_MODEL_NAME),
             prompt=_last_user_message(a),
             tokens=_tokens(a, aggregate=False),
@@ -73,6 +76,7 @@ def read(span: ReadableSpan) -> SpanReading | None:
         span,
         DIALECT,
         role,
+        a,
         prompt=content_text(a.get(n.OI_INPUT)),
         result=content_text(a.get(n.OI_OUTPUT)),
     )

@@ -30,9 +30,9 @@ _ROLES: dict[str, Role] = {
 _PROMPT_KWARGS = ("input", "prompt", "query", "question", "message", "messages", "task")
 
 
-def read(span: ReadableSpan) -> SpanReading | None:
+def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> SpanReading | None:
     """An OpenLLMetry span's reading, or None if the span has no Traceloop kind."""
-    a: Mapping[str, Any] = span.attributes or {}
+    a = attributes if attributes is not None else dict(span.attributes or {})
     kind = a.get(n.TL_SPAN_KIND)
     if not isinstance(kind, str):
         return None
@@ -43,6 +43,7 @@ def read(span: ReadableSpan) -> SpanReading | None:
             span,
             DIALECT,
             role,
+            a,
             tool_name=text(a, n.TOOL_NAME) or name or span.name,
             call_id=text(a, n.TOOL_CALL_ID),
             arguments=text(a, n.TL_ENTITY_INPUT),
@@ -52,6 +53,7 @@ def read(span: ReadableSpan) -> SpanReading | None:
         span,
         DIALECT,
         role,
+        a,
         agent_name=text(a, n.AGENT_NAME) or name or text(a, n.TL_WORKFLOW_NAME),
         prompt=_entity_prompt(a.get(n.TL_ENTITY_INPUT)),
         result=content_text(json_value(text(a, n.TL_ENTITY_OUTPUT))),

@@ -14,7 +14,6 @@ status (versions before 5 mark it ERROR).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -22,20 +21,20 @@ from opentelemetry.sdk.trace import ReadableSpan
 from . import genai
 from . import names as n
 from .content import messages_text
-from .reading import SpanReading, number, text, tokens
+from .reading import SpanReading, base, number, text, tokens
 
 __all__ = ["read"]
 
 DIALECT = "pydantic_ai"
 
 
-def read(span: ReadableSpan) -> SpanReading | None:
+def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> SpanReading | None:
     """A pydantic-ai span's reading, or None if pydantic-ai did not write the span."""
-    a: Mapping[str, Any] = span.attributes or {}
+    a = attributes if attributes is not None else dict(span.attributes or {})
     if not _is_pydantic_ai(span.name, a):
         return None
     role = genai.role_of(span.name, a) or "other"
-    reading = genai.reading(span, role, DIALECT)
+    found = genai.fields(span, role, a)
     if role == "agent":
         start = number(a, n.PAI_NEW_MESSAGE_INDEX) or 0
         aggregate = tokens(
@@ -45,25 +44,21 @@ def read(span: ReadableSpan) -> SpanReading | None:
             (n.PAI_AGGREGATED_CACHE_READ, n.PAI_AGGREGATED_CACHE_WRITE),
             aggregate=True,
         )
-        return replace(
-            reading,
-            run_id=text(a, n.PAI_RUN_ID),
-            agent_name=text(a, n.AGENT_NAME, n.PAI_V2_AGENT_NAME) or reading.agent_name,
-            prompt=messages_text(a.get(n.PAI_ALL_MESSAGES), "user", last=False, start=start)
-            or reading.prompt,
-            result=text(a, n.PAI_FINAL_RESULT) or reading.result,
-            tokens=aggregate or reading.tokens,
+        found["run_id"] = text(a, n.PAI_RUN_ID)
+        found["agent_name"] = text(a, n.AGENT_NAME, n.PAI_V2_AGENT_NAME) or found["agent_name"]
+        found["prompt"] = (
+            messages_text(a.get(n.PAI_ALL_MESSAGES), "user", last=False, start=start)
+            or found["prompt"]
         )
-    if role == "tool":
+        found["result"] = text(a, n.PAI_FINAL_RESULT) or found["result"]
+        found["tokens"] = aggregate or found["tokens"]
+    elif role == "tool":
+        found["arguments"] = found["arguments"] or text(a, n.PAI_V2_TOOL_ARGUMENTS)
+        found["tool_result"] = found["tool_result"] or text(a, n.PAI_V2_TOOL_RESULT)
         deferred = text(a, n.PAI_DEFERRAL)
-        reading = replace(
-            reading,
-            arguments=reading.arguments or text(a, n.PAI_V2_TOOL_ARGUMENTS),
-            tool_result=reading.tool_result or text(a, n.PAI_V2_TOOL_RESULT),
-        )
         if deferred is not None:
-            return replace(reading, deferred=deferred, error=None, error_type=None)
-    return reading
+            found.update(deferred=deferred, error=None, error_type=None)
+    return base(span, DIALECT, role, a, **found)
 
 
 def _is_pydantic_ai(name: str, attributes: Mapping[str, Any]) -> bool:

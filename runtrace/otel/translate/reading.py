@@ -8,8 +8,7 @@ status and exception events, sessions, token counts, and a span's own events.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -85,7 +84,6 @@ class SpanReading:
     start_ns: int | None
     end_ns: int | None
     status: StatusCode
-    attributes: Mapping[str, Any]
     agent_name: str | None = None
     description: str | None = None
     session_id: str | None = None
@@ -114,25 +112,22 @@ class SpanReading:
     """Events the run had that the span no longer carries (the span's event limit)."""
 
 
-_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
-
-
-def slim(reading: SpanReading) -> SpanReading:
-    """``reading`` without the span's attributes and events: what the assembler keeps of a span
-    it is done with (content attributes can be large; the SDK would have let them go)."""
-    if not reading.attributes and not reading.events:
-        return reading
-    return replace(reading, attributes=_NO_ATTRIBUTES, events=())
-
-
-def base(span: ReadableSpan, dialect: str, role: Role, **fields: Any) -> SpanReading:
-    """A reading with the span's ids, times, status and outcome filled in, plus ``fields``."""
+def base(
+    span: ReadableSpan,
+    dialect: str,
+    role: Role,
+    attributes: Mapping[str, Any],
+    *,
+    failed: str | None = None,
+    **fields: Any,
+) -> SpanReading:
+    """A reading with the span's ids, times, status and outcome filled in, plus ``fields``.
+    ``failed``: an error the span says in its own terms, when its status does not."""
     context = span.context
     parent = span.parent
-    attributes: Mapping[str, Any] = span.attributes or {}
     error, error_type, cancelled = outcome(span, attributes)
     values: dict[str, Any] = {
-        "error": error,
+        "error": error if error is not None or cancelled is not None else failed,
         "error_type": error_type,
         "cancelled": cancelled,
         "session_id": session(attributes),
@@ -149,7 +144,6 @@ def base(span: ReadableSpan, dialect: str, role: Role, **fields: Any) -> SpanRea
         start_ns=span.start_time,
         end_ns=span.end_time,
         status=span.status.status_code,
-        attributes=attributes,
         **values,
     )
 

@@ -132,7 +132,6 @@ def placeholder(span_id: int, group: list[Held]) -> SpanReading | None:
         start_ns=first.at_ns,
         end_ns=max(ends),
         status=StatusCode.ERROR,
-        attributes={},
         session_id=session,
         error=(
             f"incomplete trace: span {span_id:016x}, the parent of {len(work)} span(s) or log "

@@ -35,20 +35,21 @@ __all__ = ["read"]
 DIALECT = "runtrace"
 
 
-def read(span: ReadableSpan) -> SpanReading | None:
+def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> SpanReading | None:
     """A runtrace span's reading, or None if runtrace did not write the span."""
-    a: Mapping[str, Any] = span.attributes or {}
+    a = attributes if attributes is not None else dict(span.attributes or {})
     kind = a.get(SPAN_KIND)
     if kind is None:
         return None
     if kind != KIND_RUN:
-        return base(span, DIALECT, "other")
+        return base(span, DIALECT, "other", a)
     events = _events(span)
     recorded = number(a, RUN_EVENT_COUNT)
     return base(
         span,
         DIALECT,
         "agent",
+        a,
         run_id=text(a, RUN_ID),
         session_id=text(a, GEN_AI_CONVERSATION_ID),
         agent_name=text(a, GEN_AI_AGENT_NAME),

@@ -55,6 +55,7 @@ class Node:
     parent_id: int | None
     state: State
     live: Any = None  # the SDK span while it is open in-process: attributes may still come
+    attributes: Mapping[str, Any] | None = None  # the span's, until a run was made of it
     seen_start: bool = False
     ended: bool = False
     run: Run | None = None
