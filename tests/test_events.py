@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from event_samples import CORE_EVENTS, VARIANTS
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -21,75 +22,7 @@ from runtrace.events import (
     parse_event,
 )
 
-SAMPLES: list[dict] = [
-    {"type": "agent_start", "prompt": "fix tests"},
-    {
-        "type": "agent_end",
-        "text": "done",
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        "verification_summary": {"status": "passed", "report_count": 1},
-        "meta": {"provider": "anthropic", "duration_ms": 1200},
-    },
-    {"type": "error", "message": "boom"},
-    {"type": "turn_start", "turn": 1},
-    {"type": "turn_end", "turn": 1, "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
-    {"type": "text_delta", "text": "héllo ✓"},
-    {"type": "reasoning_delta", "text": "thinking"},
-    {"type": "tool_start", "id": "t1", "name": "bash"},
-    {"type": "tool_input_delta", "id": None, "delta": '{"cmd"'},
-    {"type": "tool_execution_start", "id": "t1", "name": "bash", "args": {"cmd": ["ls", 1]}},
-    {"type": "tool_output_delta", "id": "t1", "name": "bash", "delta": "a.txt\n"},
-    {
-        "type": "tool_end",
-        "id": "t1",
-        "name": "bash",
-        "args": {"cmd": "ls"},
-        "output": "a.txt",
-        "exit_code": 0,
-        "metadata": None,
-        "error_kind": None,
-    },
-    {"type": "planning_start", "prompt": "plan it"},
-    {"type": "planning_end", "plan": {"steps": ["a", "b"]}, "estimated_steps": 2},
-    {"type": "step_start", "step_id": "s1", "description": "a", "step_number": 1, "total_steps": 2},
-    {"type": "step_end", "step_id": "s1", "status": "ok", "step_number": 1, "total_steps": 2},
-    {"type": "verification_start", "description": "run the tests"},
-    {
-        "type": "subagent_start",
-        "task_id": "k",
-        "session_id": "s2",
-        "parent_session_id": "s1",
-        "agent": "explorer",
-        "description": "look around",
-        "started_ms": 5,
-    },
-    {"type": "subagent_progress", "task_id": "k", "session_id": "s2", "status": "running"},
-    {
-        "type": "subagent_end",
-        "task_id": "k",
-        "session_id": "s2",
-        "agent": "explorer",
-        "output": "found it",
-        "success": True,
-    },
-    {
-        "type": "confirmation_required",
-        "tool_id": "t1",
-        "tool_name": "rm",
-        "args": {},
-        "timeout_ms": 100,
-    },
-    {"type": "confirmation_received", "tool_id": "t1", "approved": False, "reason": "no"},
-    {"type": "confirmation_timeout", "tool_id": "t1", "action_taken": "rejected"},
-    {"type": "permission_denied", "tool_id": "t1", "tool_name": "rm", "args": {}, "reason": "x"},
-    {
-        "type": "context_compacted",
-        "session_id": "s1",
-        "before_messages": 40,
-        "after_messages": 10,
-        "percent_before": 91.5,
-    },
-]
+SAMPLES = CORE_EVENTS + VARIANTS
 
 
 def test_every_core_type_has_a_sample() -> None:

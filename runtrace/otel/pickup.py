@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Final
 
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from pydantic import ValidationError
 
 from ..events import BaseEvent, GenericEvent
@@ -36,21 +37,20 @@ RecordAt = Callable[[LiveRun, BaseEvent, "int | None"], object]
 the sinks but not again on the span."""
 
 
-def pickup(live: LiveRun, span: Any, record: RecordAt) -> None:
+def pickup(live: LiveRun, span: ReadableSpan, record: RecordAt) -> None:
     """Record the span events of ``span`` added with the plain OpenTelemetry API (no sequence).
 
     ``exception`` events are OpenTelemetry's own; their message is already the error. Events
     are remembered by identity, so a second pickup (after a cancel) records only new ones.
     Plain events the span dropped before the pickup (the SDK keeps 128 per span by default,
     evicting the oldest) are lost: their number is recorded as a ``span_events_dropped`` event
-    and logged once per run. ``span`` is an SDK span, open or ended (duck-typed: ``events`` and
-    ``dropped_events``).
+    and logged once per run. ``span`` is an SDK span, open or ended.
     """
-    events: Sequence[Any] = span.events
-    dropped = getattr(span, "dropped_events", 0) or 0
+    events: Sequence[Event] = span.events
+    dropped = span.dropped_events
     picked = live.picked
     runtrace_present = picked_present = 0
-    new: list[Any] = []
+    new: list[Event] = []
     for span_event in events:
         attributes = span_event.attributes
         if attributes and sc.EVENT_SEQUENCE in attributes:

@@ -16,7 +16,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -103,7 +103,8 @@ class RunSpanProcessor(SpanProcessor):
         """The fault policy of this processor, its sinks and hooks (``faults.counts``)."""
         all_hooks = self.hooks + ((CancelSpanHook(self),) if cancel_ends_span else ())
         self._fan = RunFanout(self.sinks, all_hooks, self.faults)
-        self._after_event = bool(self._fan.sink_on_event or self._fan.on_event)
+        self._event_hooks = bool(self._fan.on_event)
+        self._after_event = self._event_hooks or bool(self._fan.sink_on_event)
         self._runs = LiveRuns()
         self._foreign: ForeignSpans = _NoForeignSpans()
         """The seam for spans that are not runtrace's (see :class:`ForeignSpans`)."""
@@ -235,7 +236,8 @@ class RunSpanProcessor(SpanProcessor):
     def _after_record(self, snapshot: RunSnapshot, record: RunEventRecord) -> None:
         fan = self._fan
         fan.sink_on_event(snapshot, record)
-        fan.on_event(record.event, snapshot.id, snapshot.session_id)
+        if self._event_hooks:
+            fan.on_event(record.event, snapshot.id, snapshot.session_id)
 
     def cancel(
         self, run_id: str, reason: str = "cancelled by host", at_ns: int | None = None
@@ -313,16 +315,16 @@ class RunSpanProcessor(SpanProcessor):
         try:
             with self.faults.guard("settling a run span"):
                 snapshot = self.store.snapshot(run_id) if live.recorded else None
-                if snapshot is not None:
-                    self._settle(live, span, snapshot, end_ns)
+                if snapshot is not None:  # recorded: the SDK span of an SDK provider
+                    self._settle(live, cast(Span, span), snapshot, end_ns)
         finally:
             if not live.recorded:
                 self._finalise_unrecorded(live, end_ns)
             elif live.owned:
                 span.end(end_time=end_ns)
 
-    def _settle(self, live: LiveRun, span: Any, snapshot: RunSnapshot, end_ns: int | None) -> None:
-        """Put the final status and attributes on an open run span (an SDK span)."""
+    def _settle(self, live: LiveRun, span: Span, snapshot: RunSnapshot, end_ns: int | None) -> None:
+        """Put the final status and attributes on an open run span."""
         pickup(live, span, self._record_picked)
         snapshot = self.store.snapshot(live.run_id) or snapshot
         final = finish(snapshot)  # what on_end will store, to put on the span now

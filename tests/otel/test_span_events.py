@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from event_samples import ONE_OF_EACH
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from otel.helpers import ONE_OF_EACH, Setup
+from otel.helpers import Setup
 
 from runtrace import SpanSettings
 from runtrace.events import (
