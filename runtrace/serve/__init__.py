@@ -10,14 +10,7 @@ records into OpenTelemetry SDK objects and hands them to an ingest.
 
 from __future__ import annotations
 
-from .decode import (
-    Decoded,
-    RequestDecodeError,
-    decode_logs,
-    decode_spans,
-    parse_logs,
-    parse_traces,
-)
+from .decode import Decoded, decode_logs, decode_spans
 from .http import create_app
 from .ingest import (
     BufferedIngest,
@@ -29,6 +22,7 @@ from .ingest import (
     ReportsFlushLag,
     ReportsOpenRuns,
 )
+from .parse import RequestDecodeError, parse_logs, parse_traces
 from .receive import Outcome, Receiver
 from .server import Server, serve_forever
 from .settings import Limits, ServeConfigError, ServeSettings

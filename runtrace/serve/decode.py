@@ -1,32 +1,23 @@
-"""OTLP export requests (protobuf, or OTLP/JSON) -> OpenTelemetry SDK ``ReadableSpan``s and
-``LogItem``s, checked one span at a time.
+"""Parsed OTLP export requests -> OpenTelemetry SDK ``ReadableSpan``s and ``LogItem``s, checked
+one span (or log record) at a time.
 
 A malformed span (missing or zero ids, absurd times, end before start, over a limit) is rejected
 alone with its reason, for the response's ``partial_success``; the rest of the request goes on.
-Values OpenTelemetry attributes cannot hold (maps, byte strings, mixed or nested arrays) become
-JSON strings, losslessly: a map is a JSON object, an array a JSON array, bytes
-``{"bytesValue": "<base64>"}`` and a non-finite double ``{"doubleValue": "NaN"}`` (or
-``"Infinity"``, ``"-Infinity"``), as OTLP/JSON spells them.
+Resources and scopes are decoded once and shared by their spans. This is the receiver's hot path:
+Python's protobuf runtime charges for every field read, so each is read once.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -34,20 +25,12 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
-from opentelemetry.util.types import AttributeValue
 
-from ..errors import RuntraceError
 from .ingest import LogItem
 from .settings import Limits
+from .values import Rejected, otel_attributes, plain, plain_attributes, value_size, with_dropped
 
-__all__ = [
-    "Decoded",
-    "RequestDecodeError",
-    "decode_logs",
-    "decode_spans",
-    "parse_logs",
-    "parse_traces",
-]
+__all__ = ["EARLIEST_NS", "Decoded", "decode_logs", "decode_spans"]
 
 T = TypeVar("T")
 
@@ -65,26 +48,12 @@ _KINDS = {
     5: SpanKind.CONSUMER,
 }
 _STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
-_SIMPLE = frozenset({"string_value", "bool_value", "int_value", "double_value"})
-_SCALARS = frozenset({"int_value", "bool_value", "double_value"})
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NO_STATE = TraceState()
 _UNSET = Status(StatusCode.UNSET)
 _OK = Status(StatusCode.OK)
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
-
-
-class RequestDecodeError(RuntraceError, ValueError):
-    """The request body is not an OTLP export request of the kind its endpoint takes."""
-
-
-class _Rejected(Exception):
-    """One span or log record is malformed; ``reason`` says why, without its content."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -106,212 +75,6 @@ class Decoded(Generic[T]):
         return f"rejected {self.rejected} {noun}: {parts}"
 
 
-# -- parsing ---------------------------------------------------------------------------------
-
-
-def parse_traces(body: bytes, *, as_json: bool) -> ExportTraceServiceRequest:
-    """Parse an ``ExportTraceServiceRequest`` from protobuf bytes or OTLP/JSON."""
-    request = ExportTraceServiceRequest()
-    if as_json:
-        document = _json_document(body)
-        for resource in _list(document, "resourceSpans", "resource_spans"):
-            for scope in _list(resource, "scopeSpans", "scope_spans"):
-                for span in _list(scope, "spans"):
-                    _hex_ids(span, ("traceId", "trace_id", "spanId", "span_id"))
-                    _hex_ids(span, ("parentSpanId", "parent_span_id"))
-                    for link in _list(span, "links"):
-                        _hex_ids(link, ("traceId", "trace_id", "spanId", "span_id"))
-        return _parse_dict(document, request)
-    return _parse_binary(body, request)
-
-
-def parse_logs(body: bytes, *, as_json: bool) -> ExportLogsServiceRequest:
-    """Parse an ``ExportLogsServiceRequest`` from protobuf bytes or OTLP/JSON."""
-    request = ExportLogsServiceRequest()
-    if as_json:
-        document = _json_document(body)
-        for resource in _list(document, "resourceLogs", "resource_logs"):
-            for scope in _list(resource, "scopeLogs", "scope_logs"):
-                for record in _list(scope, "logRecords", "log_records"):
-                    _hex_ids(record, ("traceId", "trace_id", "spanId", "span_id"))
-        return _parse_dict(document, request)
-    return _parse_binary(body, request)
-
-
-_Message = TypeVar("_Message", ExportTraceServiceRequest, ExportLogsServiceRequest)
-
-
-def _parse_binary(body: bytes, request: _Message) -> _Message:
-    try:
-        request.ParseFromString(body)
-    except (DecodeError, RecursionError, ValueError) as error:
-        raise RequestDecodeError(f"body is not a protobuf {_name(request)}: {error}") from None
-    return request
-
-
-def _parse_dict(document: dict[str, Any], request: _Message) -> _Message:
-    try:
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, RecursionError, ValueError, TypeError) as error:
-        raise RequestDecodeError(f"body is not an OTLP/JSON {_name(request)}: {error}") from None
-    return request
-
-
-def _name(request: ExportTraceServiceRequest | ExportLogsServiceRequest) -> str:
-    return str(request.DESCRIPTOR.name)
-
-
-def _json_document(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise RequestDecodeError(f"body is not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise RequestDecodeError("body is not a JSON object")
-    return document
-
-
-def _list(parent: Mapping[str, Any], *keys: str) -> Iterable[dict[str, Any]]:
-    for key in keys:
-        value = parent.get(key)
-        if isinstance(value, list):
-            yield from (item for item in value if isinstance(item, dict))
-
-
-def _hex_ids(obj: dict[str, Any], keys: Sequence[str]) -> None:
-    """OTLP/JSON writes trace and span ids in hex where protobuf's JSON mapping expects base64:
-    rewrite them so ``json_format`` reads the right bytes."""
-    for key in keys:
-        value = obj.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise RequestDecodeError(f"{key} must be a hex string")
-        try:
-            raw = bytes.fromhex(value)
-        except ValueError:
-            raise RequestDecodeError(f"{key} is not hex") from None
-        obj[key] = base64.b64encode(raw).decode("ascii")
-
-
-# -- values ----------------------------------------------------------------------------------
-
-
-def _size(value: AnyValue) -> int:
-    """A value's length for ``Limits.max_value_length``."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return len(value.string_value)
-    if kind == "bytes_value":
-        return len(value.bytes_value)
-    if kind == "array_value":
-        return sum(_size(v) + 1 for v in value.array_value.values)
-    if kind == "kvlist_value":
-        return sum(len(kv.key) + _size(kv.value) + 1 for kv in value.kvlist_value.values)
-    return 1
-
-
-def _plain(value: AnyValue) -> Any:
-    """An AnyValue as plain Python: str, bool, int, float, bytes, None, list or dict."""
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [_plain(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, kind)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"bytesValue": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, float) and not math.isfinite(value):
-        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return {"doubleValue": text}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _attribute_value(value: AnyValue, limit: int) -> AttributeValue | None:
-    """An AnyValue as an OpenTelemetry attribute value; None for an empty value."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        text = value.string_value
-        if len(text) > limit:
-            raise _Rejected(f"with an attribute value longer than {limit}")
-        return text
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind is None:
-        return None
-    if _size(value) > limit:
-        raise _Rejected(f"with an attribute value longer than {limit}")
-    if kind == "array_value":
-        values = value.array_value.values
-        kinds = {v.WhichOneof("value") for v in values}
-        if len(kinds) <= 1 and kinds <= _SIMPLE:
-            return tuple(getattr(v, v.WhichOneof("value") or "string_value") for v in values)
-    return json.dumps(_jsonable(_plain(value)), ensure_ascii=False, separators=(",", ":"))
-
-
-def _attributes(kvs: Sequence[KeyValue], limits: Limits) -> tuple[dict[str, AttributeValue], int]:
-    """Attributes as a dict, and how many had an empty value (counted as dropped, as the SDK
-    drops a None attribute). The hot path of decoding: strings and ints inline."""
-    if len(kvs) > limits.max_attributes:
-        raise _Rejected(f"with more than {limits.max_attributes} attributes")
-    out: dict[str, AttributeValue] = {}
-    empty = 0
-    limit = limits.max_value_length
-    for kv in kvs:
-        value = kv.value
-        kind = value.WhichOneof("value")
-        if kind == "string_value":
-            text = value.string_value
-            if len(text) > limit:
-                raise _Rejected(f"with an attribute value longer than {limit}")
-            out[kv.key] = text
-        elif kind in _SCALARS:
-            out[kv.key] = getattr(value, kind)
-        else:
-            converted = _attribute_value(value, limit)
-            if converted is None:
-                empty += 1
-            else:
-                out[kv.key] = converted
-    return out, empty
-
-
-def _plain_attributes(kvs: Sequence[KeyValue], limits: Limits) -> dict[str, Any]:
-    if len(kvs) > limits.max_attributes:
-        raise _Rejected(f"with more than {limits.max_attributes} attributes")
-    out: dict[str, Any] = {}
-    for kv in kvs:
-        if _size(kv.value) > limits.max_value_length:
-            raise _Rejected(f"with an attribute value longer than {limits.max_value_length}")
-        out[kv.key] = _plain(kv.value)
-    return out
-
-
-def _bounded(attributes: dict[str, AttributeValue], dropped: int) -> Any:
-    """The attributes, carrying the sender's dropped count the way the SDK keeps it."""
-    if not dropped:
-        return attributes
-    bounded = BoundedAttributes(attributes=attributes, immutable=True)
-    bounded.dropped = dropped
-    return bounded
-
-
-# -- spans -----------------------------------------------------------------------------------
-
-
 def decode_spans(
     request: ExportTraceServiceRequest, limits: Limits, *, now_ns: int | None = None
 ) -> Decoded[ReadableSpan]:
@@ -320,17 +83,17 @@ def decode_spans(
     out: Decoded[ReadableSpan] = Decoded()
     for resource_spans in request.resource_spans:
         try:
-            attributes, _ = _attributes(resource_spans.resource.attributes, limits)
+            attributes, _ = otel_attributes(resource_spans.resource.attributes, limits)
             resource = Resource(attributes, resource_spans.schema_url or None)
-        except _Rejected as rejected:
+        except Rejected as rejected:
             n = sum(len(s.spans) for s in resource_spans.scope_spans)
             out.reasons[f"spans of a resource {rejected.reason}"] += n
             continue
         for scope_spans in resource_spans.scope_spans:
             pb_scope = scope_spans.scope
             try:
-                scope_attributes, _ = _attributes(pb_scope.attributes, limits)
-            except _Rejected as rejected:
+                scope_attributes, _ = otel_attributes(pb_scope.attributes, limits)
+            except Rejected as rejected:
                 out.reasons[f"spans of a scope {rejected.reason}"] += len(scope_spans.spans)
                 continue
             scope = InstrumentationScope(
@@ -342,16 +105,16 @@ def decode_spans(
             for pb in scope_spans.spans:
                 try:
                     out.items.append(_span(pb, resource, scope, limits, latest))
-                except _Rejected as rejected:
+                except Rejected as rejected:
                     out.reasons[f"spans {rejected.reason}"] += 1
     return out
 
 
 def _check_time(ns: int, what: str, latest: int) -> None:
     if ns == 0:
-        raise _Rejected(f"without {what}")
+        raise Rejected(f"without {what}")
     if not EARLIEST_NS <= ns <= latest:
-        raise _Rejected(f"with {what} before 2000 or too far in the future")
+        raise Rejected(f"with {what} before 2000 or too far in the future")
 
 
 def _trace_state(header: str) -> TraceState:
@@ -359,7 +122,7 @@ def _trace_state(header: str) -> TraceState:
         return _NO_STATE
     state = TraceState.from_header([header])
     if not state:
-        raise _Rejected("with an invalid W3C trace_state")
+        raise Rejected("with an invalid W3C trace_state")
     return state
 
 
@@ -368,23 +131,23 @@ def _span(
 ) -> ReadableSpan:
     trace_id = pb.trace_id
     if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
-        raise _Rejected("with trace_id missing, zero or not 16 bytes")
+        raise Rejected("with trace_id missing, zero or not 16 bytes")
     span_id = pb.span_id
     if len(span_id) != 8 or span_id == _ZERO_SPAN:
-        raise _Rejected("with span_id missing, zero or not 8 bytes")
+        raise Rejected("with span_id missing, zero or not 8 bytes")
     start, end = pb.start_time_unix_nano, pb.end_time_unix_nano
     if not EARLIEST_NS <= start <= end <= latest:
         _check_time(start, "start_time_unix_nano", latest)
         _check_time(end, "end_time_unix_nano", latest)
     if end < start:
-        raise _Rejected("with end_time_unix_nano before start_time_unix_nano")
+        raise Rejected("with end_time_unix_nano before start_time_unix_nano")
     kind = _KINDS.get(pb.kind)
     if kind is None:
-        raise _Rejected("with an unknown kind")
+        raise Rejected("with an unknown kind")
     status = pb.status
     code = _STATUS.get(status.code)
     if code is None:
-        raise _Rejected("with an unknown status code")
+        raise Rejected("with an unknown status code")
     tid = int.from_bytes(trace_id, "big")
     flags = pb.flags
     context = SpanContext(
@@ -399,24 +162,24 @@ def _span(
     parent_id = pb.parent_span_id
     if parent_id and parent_id != _ZERO_SPAN:
         if len(parent_id) != 8:
-            raise _Rejected("with a parent_span_id not 8 bytes")
+            raise Rejected("with a parent_span_id not 8 bytes")
         parent = SpanContext(
             tid,
             int.from_bytes(parent_id, "big"),
             is_remote=bool(flags & _HAS_IS_REMOTE and flags & _IS_REMOTE),
             trace_flags=_SAMPLED,
         )
-    attributes, dropped = _attributes(pb.attributes, limits)
+    attributes, dropped = otel_attributes(pb.attributes, limits)
     dropped += pb.dropped_attributes_count
     events: list[Event] = []
     for pb_event in pb.events:
         at = pb_event.time_unix_nano
         if not EARLIEST_NS <= at <= latest:
             _check_time(at, "an event time_unix_nano", latest)
-        event_attributes, event_dropped = _attributes(pb_event.attributes, limits)
+        event_attributes, event_dropped = otel_attributes(pb_event.attributes, limits)
         event_dropped += pb_event.dropped_attributes_count
         if event_dropped:
-            event_attributes = _bounded(event_attributes, event_dropped)
+            event_attributes = with_dropped(event_attributes, event_dropped)
         events.append(Event(pb_event.name, event_attributes, at))
     links = [_link(pb_link, limits) for pb_link in pb.links] if pb.links else []
     return ReadableSpan(
@@ -424,7 +187,7 @@ def _span(
         context=context,
         parent=parent,
         resource=resource,
-        attributes=_bounded(attributes, dropped) if dropped else attributes,
+        attributes=with_dropped(attributes, dropped) if dropped else attributes,
         events=_dropped_list(events, pb.dropped_events_count),
         links=_dropped_list(links, pb.dropped_links_count),
         kind=kind,
@@ -445,10 +208,10 @@ def _status(code: StatusCode, message: str) -> Status:
 
 def _link(pb: PbSpan.Link, limits: Limits) -> Link:
     if len(pb.trace_id) != 16 or pb.trace_id == _ZERO_TRACE:
-        raise _Rejected("with a link whose trace_id is missing, zero or not 16 bytes")
+        raise Rejected("with a link whose trace_id is missing, zero or not 16 bytes")
     if len(pb.span_id) != 8 or pb.span_id == _ZERO_SPAN:
-        raise _Rejected("with a link whose span_id is missing, zero or not 8 bytes")
-    attributes, empty = _attributes(pb.attributes, limits)
+        raise Rejected("with a link whose span_id is missing, zero or not 8 bytes")
+    attributes, empty = otel_attributes(pb.attributes, limits)
     context = SpanContext(
         int.from_bytes(pb.trace_id, "big"),
         int.from_bytes(pb.span_id, "big"),
@@ -456,7 +219,7 @@ def _link(pb: PbSpan.Link, limits: Limits) -> Link:
         trace_flags=TraceFlags(pb.flags & 0xFF),
         trace_state=_trace_state(pb.trace_state),
     )
-    return Link(context, _bounded(attributes, pb.dropped_attributes_count + empty))
+    return Link(context, with_dropped(attributes, pb.dropped_attributes_count + empty))
 
 
 def _dropped_list(items: list[T], dropped: int) -> Sequence[T]:
@@ -467,9 +230,6 @@ def _dropped_list(items: list[T], dropped: int) -> Sequence[T]:
     return bounded
 
 
-# -- logs ------------------------------------------------------------------------------------
-
-
 def decode_logs(
     request: ExportLogsServiceRequest, limits: Limits, *, now_ns: int | None = None
 ) -> Decoded[LogItem]:
@@ -478,10 +238,8 @@ def decode_logs(
     out: Decoded[LogItem] = Decoded()
     for resource_logs in request.resource_logs:
         try:
-            resource = MappingProxyType(
-                _plain_attributes(resource_logs.resource.attributes, limits)
-            )
-        except _Rejected as rejected:
+            resource = MappingProxyType(plain_attributes(resource_logs.resource.attributes, limits))
+        except Rejected as rejected:
             n = sum(len(s.log_records) for s in resource_logs.scope_logs)
             out.reasons[f"log records of a resource {rejected.reason}"] += n
             continue
@@ -493,13 +251,13 @@ def decode_logs(
                     span_id = _optional_id(record.span_id, 8, "span_id")
                     at_ns = record.time_unix_nano or record.observed_time_unix_nano
                     _check_time(at_ns, "time_unix_nano or observed_time_unix_nano", latest)
-                    attributes = _plain_attributes(record.attributes, limits)
+                    attributes = plain_attributes(record.attributes, limits)
                     body = None
                     if record.HasField("body"):
-                        if _size(record.body) > limits.max_value_length:
-                            raise _Rejected(f"with a body longer than {limits.max_value_length}")
-                        body = _plain(record.body)
-                except _Rejected as rejected:
+                        if value_size(record.body) > limits.max_value_length:
+                            raise Rejected(f"with a body longer than {limits.max_value_length}")
+                        body = plain(record.body)
+                except Rejected as rejected:
                     out.reasons[f"log records {rejected.reason}"] += 1
                     continue
                 name = record.event_name or attributes.get("event.name", "")
@@ -526,5 +284,5 @@ def _optional_id(raw: bytes, length: int, what: str) -> int:
     if not raw:
         return 0
     if len(raw) != length:
-        raise _Rejected(f"with a {what} not {length} bytes")
+        raise Rejected(f"with a {what} not {length} bytes")
     return int.from_bytes(raw, "big")

@@ -34,8 +34,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..faults import Faults
-from .decode import RequestDecodeError, parse_logs, parse_traces
 from .ingest import IngestClosed, QueueFull
+from .parse import RequestDecodeError, parse_logs, parse_traces
 from .receive import Receiver
 
 __all__ = ["PROTOBUF", "create_app", "encode_message"]

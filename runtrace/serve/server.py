@@ -59,7 +59,8 @@ class Server:
         self.port: int | None = None
         self.grpc_port: int | None = None
         self._draining = False
-        self._started = False
+        self._starting = False
+        self._started = False  # only once listening: a failed start leaves the ingest alone
         self._stopped = False
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
@@ -83,9 +84,9 @@ class Server:
 
     def start(self, timeout: float = 10.0) -> Server:
         """Listen on the HTTP (and gRPC) port; raise ``OSError`` if a port cannot be had."""
-        if self._started:
+        if self._started or self._starting:
             raise RuntimeError("a Server starts only once")
-        self._started = True
+        self._starting = True
         s = self.settings
         sock = _bind(s.host, s.port)
         self.port = int(sock.getsockname()[1])
@@ -123,6 +124,7 @@ class Server:
             self._ticker = threading.Thread(target=self._tick, name="runtrace-serve-log")
             self._ticker.daemon = True
             self._ticker.start()
+        self._started = True
         return self
 
     def _tick(self) -> None:
