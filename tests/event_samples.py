@@ -123,6 +123,7 @@ VARIANTS: list[dict[str, Any]] = [
         "args": {},
         "timeout_ms": 1,
     },
+    {"type": "permission_denied", "tool_id": "t1", "tool_name": "rm", "args": {}, "reason": "x"},
 ]
 """Core events again with other shapes: a successful tool call with optional fields None, a
 plan as a dict, mixed lists, empty arguments."""
