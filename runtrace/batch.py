@@ -132,6 +132,8 @@ class BatchProcessor(Generic[T]):
         self.block_timeout = block_timeout
         self.fork_timeout = fork_timeout
         self._spill = spill
+        self._admit = max_queue_size
+        self._wake_at = max_export_batch_size - 1
         self._faults = faults if faults is not None else Faults("runtrace.batch")
         self._closed = False
         self._thread_error: Exception | None = None
@@ -160,17 +162,21 @@ class BatchProcessor(Generic[T]):
     # -- producers -------------------------------------------------------------------------
 
     def submit(self, item: T) -> None:
-        """Queue ``item``; blocks (or spills) only when the queue is full."""
+        """Queue ``item``; blocks (or spills) only when the queue is full.
+
+        The agent's hot path: one length check (``_admit`` is 0 once shut down), no lock.
+        """
+        queue = self._queue
+        n = len(queue)
+        if n < self._admit:
+            queue.append(item)
+            if n >= self._wake_at:
+                self._wake.set()
+            return
         if self._closed:
             self._after_shutdown += 1
             return
-        queue = self._queue
-        if len(queue) >= self.max_queue_size:
-            self._when_full(item)
-            return
-        queue.append(item)
-        if len(queue) >= self.max_export_batch_size:
-            self._wake.set()
+        self._when_full(item)
 
     def _when_full(self, item: T) -> None:
         self._wake.set()
@@ -305,6 +311,7 @@ class BatchProcessor(Generic[T]):
             return not self._queue and not self.exporter.pending()
         deadline = time.monotonic() + timeout_millis / 1000
         self._closed = True
+        self._admit = 0
         atexit.unregister(self.shutdown)
         self._wake.set()
         with self._room:
