@@ -4,9 +4,11 @@ SDK holds it in process, so the test can compare it with what the server decoded
 
     python sender.py scenario --protocol http|grpc|json --endpoint URL [--token T]
     python sender.py burst --protocol http|grpc --endpoint URL --batches N --batch-size M
+    python sender.py pydantic-ai --protocol http|grpc|json --endpoint URL
 
 ``scenario`` sends one fixed trace (every attribute kind, events, links, statuses, a remote
-parent, an exception) and two log records. ``burst`` sends N batches of M spans through the
+parent, an exception) and two log records. ``pydantic-ai`` sends what a real pydantic-ai agent
+run (its offline TestModel, one tool) records. ``burst`` sends N batches of M spans through the
 exporter's own retry logic and fails unless every export succeeded.
 """
 
@@ -178,6 +180,22 @@ def _record(tracer: trace.Tracer, logger: Any) -> None:
         run.add_event("agent_end", {"text": "done"})
 
 
+def _pydantic_ai_run(tracer_provider: TracerProvider) -> None:
+    from pydantic_ai import Agent
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+    from pydantic_ai.models.test import TestModel
+
+    agent: Any = Agent(TestModel(), name="helper")
+    agent.instrument = InstrumentationSettings(tracer_provider=tracer_provider)
+
+    @agent.tool_plain
+    def lookup(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    agent.run_sync("what is the weather?")
+
+
 def scenario(args: argparse.Namespace) -> dict[str, Any]:
     resource = Resource.create(RESOURCE)
     memory = InMemorySpanExporter()
@@ -186,19 +204,23 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
     log_memory = InMemoryLogRecordExporter()
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_memory))
-    tracer = tracer_provider.get_tracer("sender", "1.2")
-    logger = logger_provider.get_logger("sender", "1.2")
-    _record(tracer, logger)
+    if args.mode == "pydantic-ai":
+        _pydantic_ai_run(tracer_provider)
+    else:
+        tracer = tracer_provider.get_tracer("sender", "1.2")
+        logger = logger_provider.get_logger("sender", "1.2")
+        _record(tracer, logger)
     spans = memory.get_finished_spans()
     logs = log_memory.get_finished_logs()
     if args.protocol == "json":
         _post_json(f"{args.endpoint}/v1/traces", encode_spans(spans), args.token)
-        _post_json(f"{args.endpoint}/v1/logs", encode_logs(logs), args.token)
+        if logs:
+            _post_json(f"{args.endpoint}/v1/logs", encode_logs(logs), args.token)
     else:
         span_exporter, log_exporter = _exporters(args.protocol, args.endpoint, args.token)
         if span_exporter.export(spans) is not SpanExportResult.SUCCESS:
             raise SystemExit("span export failed")
-        if log_exporter.export(logs).name != "SUCCESS":
+        if logs and log_exporter.export(logs).name != "SUCCESS":
             raise SystemExit("log export failed")
         span_exporter.shutdown()
         log_exporter.shutdown()
@@ -227,14 +249,14 @@ def burst(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["scenario", "burst"])
+    parser.add_argument("mode", choices=["scenario", "pydantic-ai", "burst"])
     parser.add_argument("--protocol", choices=["http", "grpc", "json"], required=True)
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--token")
     parser.add_argument("--batches", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1)
     args = parser.parse_args()
-    result = scenario(args) if args.mode == "scenario" else burst(args)
+    result = burst(args) if args.mode == "burst" else scenario(args)
     json.dump(result, sys.stdout)
 
 

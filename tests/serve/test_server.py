@@ -80,6 +80,23 @@ def test_spans_and_logs_from_another_process_arrive_as_recorded(
     assert metrics["spans_rejected"] == 0 and metrics["requests_refused"] == {}
 
 
+@pytest.mark.parametrize("protocol", ["http", "grpc", "json"])
+def test_a_real_pydantic_ai_run_in_another_process_arrives_as_recorded(
+    protocol: str, start_server: Callable[..., Server], collector: Collector
+) -> None:
+    server = start_server()
+    endpoint = _endpoint(server, protocol)
+    sent = run_sender("pydantic-ai", "--protocol", protocol, "--endpoint", endpoint)
+    assert server.ingest.force_flush(10_000)
+    received = sorted((as_json(describe(s)) for s in collector.spans), key=lambda d: d["span_id"])
+    assert received == sorted(sent["spans"], key=lambda d: d["span_id"])
+    names = sorted(d["name"] for d in received)
+    assert "invoke_agent helper" in names and "execute_tool lookup" in names
+    run = next(d for d in received if d["name"] == "invoke_agent helper")
+    assert run["attributes"]["gen_ai.agent.name"] == "helper"
+    assert isinstance(run["attributes"]["pydantic_ai.all_messages"], str)  # a JSON string
+
+
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_a_full_queue_pushes_back_and_the_exporters_retries_deliver_everything_once(
     protocol: str, start_server: Callable[..., Server], collector: Collector
