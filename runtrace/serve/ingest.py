@@ -142,6 +142,7 @@ class BufferedIngest:
         self._stop = False
         self._lost = 0
         self._current: float | None = None  # queue time of the batch being processed
+        self._error: Exception | None = None  # a fault re-raised in the worker, for the caller
         self._cond = threading.Condition()
         self._worker = threading.Thread(target=self._work, name="runtrace-ingest", daemon=True)
         self._worker.start()
@@ -198,14 +199,20 @@ class BufferedIngest:
             try:
                 if is_spans:
                     for span in items:
-                        self.faults.call("a span processor's on_end", self._processor.on_end, span)
+                        self._guarded("a span processor's on_end", self._processor.on_end, span)
                 elif self._on_logs is not None:
-                    self.faults.call("ingesting log records", self._on_logs, items)
+                    self._guarded("ingesting log records", self._on_logs, items)
             finally:
                 with self._cond:
                     self._depth -= len(items)
                     self._current = None
                     self._cond.notify_all()
+
+    def _guarded(self, what: str, fn: Callable[[Any], object], item: Any) -> None:
+        try:
+            self.faults.call(what, fn, item)
+        except Exception as error:  # faults re-raised it (tests): go on, surface it to the caller
+            self._error = self._error or error
 
     def _wait_idle(self, deadline: float | None) -> bool:
         with self._cond:
@@ -220,7 +227,9 @@ class BufferedIngest:
         """Wait until everything queued went through the processor, then flush the processor;
         True if both finished within the timeout."""
         deadline = time.monotonic() + timeout_millis / 1000
-        if not self._wait_idle(deadline):
+        idle = self._wait_idle(deadline)
+        self._raise_worker_error()
+        if not idle:
             return False
         left = max(0, int((deadline - time.monotonic()) * 1000))
         return (
@@ -247,3 +256,11 @@ class BufferedIngest:
             log.error("runtrace serve: shutdown timed out; %d queued spans/log records lost", left)
         self._worker.join(timeout_millis / 1000)
         self.faults.call("shutting the span processor down", self._processor.shutdown)
+        self._raise_worker_error()
+
+    def _raise_worker_error(self) -> None:
+        """Under pytest (or ``raise_errors``) a processor's fault is re-raised here, in the
+        caller's thread, rather than killing the worker."""
+        error, self._error = self._error, None
+        if error is not None:
+            raise error

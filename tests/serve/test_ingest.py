@@ -129,3 +129,17 @@ def test_a_failing_processor_costs_only_the_span_it_failed_on(
 def test_capacity_must_be_a_positive_integer() -> None:
     with pytest.raises(ValueError, match="capacity must be a positive integer, got 0"):
         BufferedIngest(Collector(), capacity=0)
+
+
+def test_under_raise_errors_a_processor_fault_reaches_the_next_flush_and_the_worker_goes_on() -> (
+    None
+):
+    processor = _Failing()
+    ingest = BufferedIngest(processor, raise_errors=True)
+    ingest.spans(_spans(1, 2, 3))
+    with pytest.raises(RuntimeError, match="processor bug"):
+        ingest.force_flush(10_000)
+    ingest.spans(_spans(4))
+    assert ingest.force_flush(10_000)
+    assert processor.ok == [1, 3, 4]  # the fault cost only its span; the worker went on
+    ingest.shutdown()
