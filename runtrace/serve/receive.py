@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from .decode import Decoded, decode_logs, decode_spans
-from .ingest import Ingest, IngestRejected, ReportsFlushLag, ReportsOpenRuns
+from .ingest import Ingest, IngestRejected, QueueFull, ReportsFlushLag, ReportsOpenRuns
 from .settings import Limits
 
 __all__ = ["Outcome", "Receiver"]
@@ -49,12 +49,21 @@ class Receiver:
         self._refused: Counter[str] = Counter()
 
     def traces(self, request: ExportTraceServiceRequest, peer: str) -> Outcome:
+        self._check_room()
         decoded = decode_spans(request, self.limits)
         return self._ingest(decoded, "spans", peer)
 
     def logs(self, request: ExportLogsServiceRequest, peer: str) -> Outcome:
+        self._check_room()
         decoded = decode_logs(request, self.limits)
         return self._ingest(decoded, "log records", peer)
+
+    def _check_room(self) -> None:
+        """Refuse before decoding when the queue is already full: under overload, decoding a
+        request only to refuse it would spend the CPU the ingest needs to catch up."""
+        depth, capacity = self.ingest.queue_depth(), self.ingest.capacity()
+        if depth >= capacity:
+            raise QueueFull(f"queue holds {depth} of {capacity}")
 
     def _ingest(self, decoded: Decoded[Any], noun: str, peer: str) -> Outcome:
         key = "spans" if noun == "spans" else "log_records"

@@ -12,7 +12,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from serve.helpers import NOW_NS, pb_span, traces_request
 
-from runtrace.serve import IngestRejected, Limits, LogItem, Receiver
+from runtrace.serve import IngestRejected, Limits, LogItem, QueueFull, Receiver
 
 
 class _RunsIngest:
@@ -21,6 +21,7 @@ class _RunsIngest:
 
     def __init__(self) -> None:
         self.spans_taken: list[ReadableSpan] = []
+        self.full = False
 
     def spans(self, spans: Sequence[ReadableSpan]) -> None:
         self.spans_taken.extend(spans)
@@ -38,7 +39,7 @@ class _RunsIngest:
         return 0
 
     def capacity(self) -> int:
-        return 100
+        return 0 if self.full else 100
 
     def runs_open(self) -> int:
         return sum(1 for s in self.spans_taken if s.parent is None)
@@ -89,3 +90,12 @@ def test_a_refused_request_is_counted_and_logged_by_transport_and_status(
         receiver.refused("http", "413", "the body is over the limit", "10.1.2.3:9")
     assert receiver.metrics()["requests_refused"] == {"http 413": 2}
     assert "refused a http request from 10.1.2.3:9: 413 the body is over the limit" in caplog.text
+
+
+def test_a_full_queue_is_refused_before_any_decoding() -> None:
+    ingest = _RunsIngest()
+    ingest.full = True
+    receiver = Receiver(ingest, Limits())
+    with pytest.raises(QueueFull, match="queue holds 0 of 0"):
+        receiver.traces(traces_request(pb_span(1), pb_span(2, trace_id=b"")), "peer")
+    assert receiver.metrics()["spans_rejected"] == 0 and ingest.spans_taken == []
