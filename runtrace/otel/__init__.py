@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from .api import RunScope
 from .cancel_hook import CancelSpanHook
+from .foreign import ForeignRuns
 from .pickup import SPAN_EVENTS_DROPPED, UNPARSED_SPAN_EVENT
-from .processor import ForeignSpans
 from .replay import ForwardResult, forward_records, run_spans
 from .run_span import run_status
 from .span_events import event_attributes, event_from_attributes
@@ -29,7 +29,7 @@ __all__ = [
     "SPAN_EVENTS_DROPPED",
     "UNPARSED_SPAN_EVENT",
     "CancelSpanHook",
-    "ForeignSpans",
+    "ForeignRuns",
     "ForwardResult",
     "RunScope",
     "event_attributes",

@@ -13,10 +13,9 @@ through :class:`~runtrace.faults.Faults` (logged and counted; re-raised under py
 from __future__ import annotations
 
 import time
-import uuid
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -33,13 +32,15 @@ from . import semconv as sc
 from .cancel_hook import CancelSpanHook
 from .children import CHILD_EVENT_TYPES, close_children, on_child_event
 from .fanout import RunFanout
+from .foreign import ForeignRuns
 from .live import LiveRun, LiveRuns
 from .pickup import pickup
 from .run_span import is_own_span, is_run_span, run_end_attributes, run_status
 from .settings import SpanSettings
 from .span_events import event_attributes
+from .translate import mapping, read_span
 
-__all__ = ["ForeignSpans", "RunSpanProcessor", "find_live_run"]
+__all__ = ["RunSpanProcessor", "find_live_run"]
 
 _time_ns = time.time_ns
 _NS_PER_MS = 1_000_000
@@ -49,26 +50,6 @@ EventInput = BaseEvent | dict[str, Any] | str | bytes
 
 # Every live processor, so that module-level ``record_event`` can find the run of a plain span.
 _PROCESSORS: weakref.WeakSet[RunSpanProcessor] = weakref.WeakSet()
-
-
-class ForeignSpans(Protocol):
-    """Where the processor hands spans that are not runtrace's: neither a run span nor one of
-    its child spans (``runtrace.span.kind`` absent). The translator of framework spans
-    (``runtrace.otel.translate``) implements it; until then nothing handles them."""
-
-    def on_start(self, span: Span) -> None: ...
-
-    def on_end(self, span: ReadableSpan) -> None: ...
-
-
-class _NoForeignSpans:
-    """The default :class:`ForeignSpans`: foreign spans are left to the other processors."""
-
-    def on_start(self, span: Span) -> None:
-        pass
-
-    def on_end(self, span: ReadableSpan) -> None:
-        pass
 
 
 class RunSpanProcessor(SpanProcessor):
@@ -106,8 +87,8 @@ class RunSpanProcessor(SpanProcessor):
         self._event_hooks = bool(self._fan.on_event)
         self._after_event = self._event_hooks or bool(self._fan.sink_on_event)
         self._runs = LiveRuns()
-        self._foreign: ForeignSpans = _NoForeignSpans()
-        """The seam for spans that are not runtrace's (see :class:`ForeignSpans`)."""
+        self.foreign = ForeignRuns(self.store, self._fan)
+        """Runs from spans runtrace did not start (framework instrumentations): the translator."""
         self._is_shutdown = False
         _PROCESSORS.add(self)
 
@@ -120,7 +101,7 @@ class RunSpanProcessor(SpanProcessor):
                 self._start_run(span, attributes, span.start_time)
         elif not is_own_span(attributes):  # runtrace's own child spans are never foreign
             with self.faults.guard("a foreign span's start"):
-                self._foreign.on_start(span)
+                self.foreign.on_start(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
@@ -130,11 +111,15 @@ class RunSpanProcessor(SpanProcessor):
         if ended is None:
             if not is_own_span(span.attributes):
                 with self.faults.guard("a foreign span's end"):
-                    self._foreign.on_end(span)
+                    self.foreign.on_end(span)
             return
         live, settled = ended
         with self.faults.guard("ending a run span"):
             end_ns = span.end_time if span.end_time is not None else _time_ns()
+            # Foreign children first (a framework's tool and model spans under this run), so
+            # their events are in before the run's final snapshot goes to the sinks.
+            with self.faults.guard("a run span's end, for the translator"):
+                self.foreign.on_end(span)
             # Plain span events: all of them for a span that plain OpenTelemetry code ended, the
             # ones added after a cancel settled it otherwise (none for spans runtrace ends).
             pickup(live, span, self._record_picked)
@@ -143,7 +128,33 @@ class RunSpanProcessor(SpanProcessor):
             error = None
             if span.status.status_code is StatusCode.ERROR:
                 error = span.status.description or "span ended with status ERROR"
+            if not live.owned:  # a framework's span: the translator's outcome rules
+                error = self._foreign_outcome(live, context.span_id, end_ns, error)
             self._finalise(live, end_ns, error)
+
+    def _foreign_outcome(
+        self, live: LiveRun, span_id: int, end_ns: int, error: str | None
+    ) -> str | None:
+        """End an adopted run (a framework's ``invoke_agent`` span) as the translator reads it:
+        cancelled by an interrupted tool call or a ``CancelledError`` under it, failed with the
+        exception's message, or completed with the span's result and run-level token total."""
+        decided = self.foreign.outcome(span_id)
+        snapshot = self.store.snapshot(live.run_id)
+        if decided is None or snapshot is None or snapshot.status.is_terminal:
+            return error
+        failure, cancelled, reading = decided
+        if cancelled is not None:
+            with self._runs.lock:
+                cancelled_now = self._cancel_in_store(live, cancelled, end_ns)
+            if cancelled_now is not None:
+                self._after_cancel(live, cancelled_now, cancelled)
+            return None
+        if failure is not None or error is not None:
+            return failure or error
+        agent_end = mapping.agent_end(reading)
+        if agent_end.get("text") or agent_end.get("usage"):  # the span says how the run ended
+            self.record_live(live, agent_end, on_span=False, at_ns=end_ns)
+        return None
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Flush every sink within one shared deadline of ``timeout_millis``."""
@@ -154,6 +165,8 @@ class RunSpanProcessor(SpanProcessor):
         if self._is_shutdown:
             return
         self._is_shutdown = True
+        with self.faults.guard("shutting down the translator"):
+            self.foreign.shutdown()
         shutdown_all(self.sinks, timeout_millis, self.faults)
 
     # --- runs ----------------------------------------------------------------------------------
@@ -345,24 +358,24 @@ class RunSpanProcessor(SpanProcessor):
         context = span.get_span_context()
         trace_id = format(context.trace_id, "032x")
         run_id = attributes.get(sc.RUN_ID)
-        if not run_id:
-            run_id = f"run-{uuid.uuid4()}"
-            span.set_attribute(sc.RUN_ID, run_id)
-        if sc.SPAN_KIND not in attributes:
-            span.set_attribute(sc.SPAN_KIND, sc.KIND_RUN)  # adopted: marked as runtrace's own
-        run_id = str(run_id)
-        expected = self._runs.take_expected(run_id)
-        session_id = attributes.get(sc.GEN_AI_CONVERSATION_ID)
-        # A plain invoke_agent span without a conversation id: its trace is its session.
-        session_id = trace_id if session_id is None else str(session_id)
+        expected = None if not run_id else self._runs.take_expected(str(run_id))
         stored = dict(getattr(span, "attributes", None) or attributes)
-        if expected is not None:
+        if expected is not None:  # started through Runtrace, which set every runtrace attribute
             prompt, given = expected
             # The caller's own values as given (an int beyond int64 whole, not as its digits).
             stored.update({k: v for k, v in given.items() if k in stored})
+            session_id = str(attributes.get(sc.GEN_AI_CONVERSATION_ID, trace_id))
+            agent_name = attributes.get(sc.GEN_AI_AGENT_NAME)
         else:
-            prompt = str(attributes.get(sc.RUN_PROMPT, ""))
-        agent_name = attributes.get(sc.GEN_AI_AGENT_NAME)
+            # A framework's (or plain OpenTelemetry code's) agent span: read as the translator
+            # reads it, so the run has the same id, session and agent whether it is seen here or
+            # received over OTLP. Nothing is written onto the span.
+            reading = read_span(cast(ReadableSpan, span))
+            run_id = run_id or mapping.run_id(reading)
+            session_id = reading.session_id or trace_id  # no conversation id: the trace
+            agent_name = reading.agent_name
+            prompt = reading.prompt or str(attributes.get(sc.RUN_PROMPT, ""))
+        run_id = str(run_id)
         snapshot = self.store.create_run(
             session_id,
             prompt,
@@ -375,6 +388,8 @@ class RunSpanProcessor(SpanProcessor):
         )
         live = LiveRun(run_id, session_id, span, owned=expected is not None)
         self._runs.add(live, context.span_id)
+        if isinstance(span, ReadableSpan):
+            self.foreign.claim(span, run_id, adopted=expected is None)
         self._fan.on_run(snapshot)
         self._fan.on_run_start(snapshot)
         return live

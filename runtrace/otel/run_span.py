@@ -33,8 +33,10 @@ def run_span_name(agent_name: str | None) -> str:
 
 
 def is_run_span(attributes: Mapping[str, Any] | None) -> bool:
-    """A span is a run when runtrace started it as one, or it is a GenAI ``invoke_agent`` span
-    that is not one of runtrace's own child spans (a subagent seen from its parent run).
+    """A span is a live run of the processor when runtrace started it as one, or it is a GenAI
+    ``invoke_agent`` span at its start that is not one of runtrace's own child spans. Other
+    spans go to the translator (``runtrace.otel.translate``), which also decides at a span's end
+    (attributes set after the start) whether it is a run.
 
     Only attributes decide, so the answer is the same at a span's start and at its end."""
     if not attributes:

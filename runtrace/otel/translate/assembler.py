@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from . import rules
 from .engine import Engine
 from .reading import SpanReading
 from .stats import AssemblerStats
@@ -95,10 +96,13 @@ class RunAssembler(Engine):
 
     # --- feeds -----------------------------------------------------------------------------
 
-    def claim(self, span: ReadableSpan, run_id: str) -> None:
+    def claim(self, span: ReadableSpan, run_id: str, *, adopted: bool = False) -> None:
         """``span`` (just started) is run ``run_id``, which its caller records and ends itself
         (the processor's own runs): never create, record or finish it, but attach foreign child
-        spans and nested agents to it. Pass its end to :meth:`on_end` as well."""
+        spans and nested agents to it. Pass its end to :meth:`on_end` as well. ``adopted``: a
+        framework's agent span the caller keeps as a live run: it gets ``agent_start`` here and
+        is its outer run's subagent, as a run made here would (:meth:`outcome` says how it
+        ended); otherwise one of runtrace's own runs, which records both itself."""
         reading = self._read(span)
         with self._lock:
             node = self._tree.get(reading.span_id)
@@ -111,7 +115,21 @@ class RunAssembler(Engine):
                 if parent is not None:
                     self._note_child(parent, node)
             if node.run is None:
-                self._claim(node, run_id)
+                self._claim(node, run_id, adopted=adopted)
+
+    def outcome(self, span_id: int) -> tuple[str | None, str | None, SpanReading] | None:
+        """For a claimed run span that has ended (after :meth:`on_end`): ``(error, cancelled,
+        reading)`` as the rules read its span and children, so a processor that records the
+        run itself can end it the way the assembler would. None for any other span."""
+        with self._lock:
+            node = self._tree.get(span_id)
+            run = None if node is None else node.run
+            if run is None or not run.claimed or not node.ended:  # type: ignore[union-attr]
+                return None
+            if not run.started and run.node.reading.prompt:
+                self._ensure_started(run, None)  # the prompt was known only at the end
+            error, cancelled = rules.outcome(run)
+            return error, cancelled, run.node.reading
 
     def run_id(self, span_id: int) -> str | None:
         """The run span ``span_id`` is (made or claimed), if it is one: for recording events on a

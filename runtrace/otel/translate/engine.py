@@ -85,18 +85,22 @@ class Engine:
             parent.attributes = parent.live.attributes
             self._settle_state(parent)
 
-    def _claim(self, node: Node, run_id: str) -> None:
+    def _claim(self, node: Node, run_id: str, *, adopted: bool = False) -> None:
         r = node.reading
-        node.run = Run(run_id, r.session_id or f"{r.trace_id:032x}", node, True, True)
+        # A framework's span the processor adopted gets agent_start as a run made here would
+        # (before its first child's events) and is its outer run's subagent; runtrace's own
+        # runs record both themselves.
+        node.run = Run(run_id, r.session_id or f"{r.trace_id:032x}", node, True, not adopted)
         node.state = "run"
         self._count.runs_claimed += 1
         self._remember(node.run)
         self._place(self._tree.release(r.span_id), r.span_id)
-        self._link(node.run)
+        if adopted:
+            self._link(node.run)
 
     def _make_run(self, node: Node) -> Run:
         r = node.reading
-        run_id = r.run_id or f"run-{r.trace_id:032x}-{r.span_id:016x}"
+        run_id = mapping.run_id(r)
         session = r.session_id or f"{r.trace_id:032x}"
         for attempt in (run_id, f"{run_id}-{r.span_id:016x}"):
             try:

@@ -121,6 +121,12 @@ def agent_start(prompt: str | None) -> dict[str, Any]:
     return {"type": "agent_start", "prompt": prompt or ""}
 
 
+def run_id(reading: SpanReading) -> str:
+    """The run id of an agent span: the one it names, else one made of its trace and span ids,
+    so the same span makes the same run in-process and when received over OTLP."""
+    return reading.run_id or f"run-{reading.trace_id:032x}-{reading.span_id:016x}"
+
+
 def agent_end(reading: SpanReading) -> dict[str, Any]:
     """The event that completes a run, with the run's own usage when its span reports a total
     (it replaces the sum of the turns: tokens count once)."""

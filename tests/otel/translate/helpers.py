@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from runtrace.events import parse_event
+from runtrace.otel.processor import RunSpanProcessor
 from runtrace.otel.translate import RunAssembler, StoreTarget
 from runtrace.runs import RunSnapshot
 from runtrace.store import RunStore
@@ -78,6 +79,14 @@ class Assembled:
                 assert type(again) is type(record.event)
 
 
+class Processed(Assembled):
+    """runtrace's span processor on the same provider: the in-process path users run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.processor = RunSpanProcessor(self.store)
+
+
 class Traced(Assembled):
     """A real provider whose spans feed an assembler in-process (``live``) and are exported."""
 
@@ -85,8 +94,10 @@ class Traced(Assembled):
         super().__init__(max_held=max_held)
         self.exporter = InMemorySpanExporter()
         self.provider = TracerProvider()
+        self.processed = Processed()
         if live:
             self.provider.add_span_processor(Feed(self.assembler))
+            self.provider.add_span_processor(self.processed.processor)
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.tracer = self.provider.get_tracer("translate-tests")
 

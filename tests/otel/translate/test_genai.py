@@ -147,7 +147,7 @@ def strands_env(traced: Traced) -> Iterator[Traced]:
 
 def both(env: Traced) -> list[Assembled]:
     """The in-process result and the OTLP-order replay of the same spans."""
-    return [env, env.replay()]
+    return [env, env.replay(), env.processed]
 
 
 def agent(turns: list, **kwargs: object) -> Agent:  # type: ignore[type-arg]

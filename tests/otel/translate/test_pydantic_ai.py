@@ -93,7 +93,7 @@ def make(
 
 
 def both(traced: Traced) -> list[Assembled]:
-    return [traced, traced.replay()]
+    return [traced, traced.replay(), traced.processed]
 
 
 @VERSIONS
