@@ -20,6 +20,7 @@ from __future__ import annotations
 from .api import RunScope
 from .cancel_hook import CancelSpanHook
 from .foreign import ForeignRuns
+from .logs import RunLogProcessor
 from .pickup import SPAN_EVENTS_DROPPED, UNPARSED_SPAN_EVENT
 from .replay import ForwardResult, forward_records, run_spans
 from .run_span import run_status
@@ -31,6 +32,7 @@ __all__ = [
     "CancelSpanHook",
     "ForeignRuns",
     "ForwardResult",
+    "RunLogProcessor",
     "RunScope",
     "event_attributes",
     "event_from_attributes",
