@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from . import rules
+from . import rules, runtrace
 from .engine import Engine
 from .reading import SpanReading
 from .stats import AssemblerStats
@@ -162,7 +162,7 @@ class RunAssembler(Engine):
 
     def on_end(self, span: ReadableSpan) -> None:
         """A span ended (in-process or received): its events land on its run."""
-        reading = self._read(span)
+        reading = self._read_end(span)
         with self._lock:
             self._count.spans_seen += 1
             node = self._tree.get(reading.span_id)
@@ -189,6 +189,19 @@ class RunAssembler(Engine):
             if node.owner is not None:
                 node.owner.open_tools.pop(reading.span_id, None)
             self._ended(node)
+
+    def _read_end(self, span: ReadableSpan) -> SpanReading:
+        """The reading of an ended span; for one of runtrace's own runs claimed here, without
+        its events, which the run's recorder has already (the assembler never records them)."""
+        context = span.context
+        with self._lock:
+            node = None if context is None else self._tree.get(context.span_id)
+            own = node is not None and node.run is not None and node.run.own
+        if own:
+            reading = runtrace.read(span, events=False)
+            if reading is not None:
+                return reading
+        return self._read(span)
 
     def on_log(
         self,

@@ -90,7 +90,8 @@ class Engine:
         # A framework's span the processor adopted gets agent_start as a run made here would
         # (before its first child's events) and is its outer run's subagent; runtrace's own
         # runs record both themselves.
-        node.run = Run(run_id, r.session_id or f"{r.trace_id:032x}", node, True, not adopted)
+        session = r.session_id or f"{r.trace_id:032x}"
+        node.run = Run(run_id, session, node, True, not adopted, own=not adopted)
         node.state = "run"
         self._count.runs_claimed += 1
         self._remember(node.run)

@@ -35,16 +35,26 @@ __all__ = ["read"]
 DIALECT = "runtrace"
 
 
-def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> SpanReading | None:
-    """A runtrace span's reading, or None if runtrace did not write the span."""
+def read(
+    span: ReadableSpan, attributes: Mapping[str, Any] | None = None, *, events: bool = True
+) -> SpanReading | None:
+    """A runtrace span's reading, or None if runtrace did not write the span.
+
+    ``events=False`` leaves the run's events unread: for a run recorded in this process, whose
+    every event its recorder already has (decoding them is most of the cost of a reading).
+    """
     a = attributes if attributes is not None else dict(span.attributes or {})
     kind = a.get(SPAN_KIND)
     if kind is None:
         return None
     if kind != KIND_RUN:
         return base(span, DIALECT, "other", a)
-    events = _events(span)
-    recorded = number(a, RUN_EVENT_COUNT)
+    fields: dict[str, Any] = {}
+    if events:
+        numbered = _events(span)
+        recorded = number(a, RUN_EVENT_COUNT)
+        fields["events"] = numbered
+        fields["missing_events"] = max(0, recorded - len(numbered)) if recorded is not None else 0
     return base(
         span,
         DIALECT,
@@ -56,8 +66,7 @@ def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> Spa
         prompt=text(a, RUN_PROMPT),
         result=text(a, RUN_RESULT),
         outcome=text(a, RUN_STATUS),
-        events=events,
-        missing_events=max(0, recorded - len(events)) if recorded is not None else 0,
+        **fields,
     )
 
 

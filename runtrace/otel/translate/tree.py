@@ -33,6 +33,7 @@ class Run:
     node: Node
     claimed: bool = False
     started: bool = False  # agent_start recorded (or not ours to record)
+    own: bool = False  # one of runtrace's own runs, claimed: its caller records every event
     finished: bool = False
     deferred: bool = False  # its span ended UNSET out of process: finish at the batch's end
     turns: int = 0

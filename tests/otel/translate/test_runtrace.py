@@ -3,6 +3,7 @@ an assembler as the OTLP receiver would: the same runs come out, ids, statuses a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from otel.translate.helpers import Assembled, Traced, at, feed
 
 from runtrace import RunSpanProcessor, Runtrace, SpanSettings
 from runtrace.otel.translate import read_span
+from runtrace.otel.translate import runtrace as runtrace_dialect
 
 
 class Origin:
@@ -134,3 +136,13 @@ def test_own_run_spans_started_in_process_are_claimed_not_made(traced: Traced) -
     assert (only.id, only.status.value, only.ended_at_ms) == ("run-own", "executing", None)
     assert traced.types("run-own") == ["turn_start", "turn_end"]  # foreign children attach
     assert traced.assembler.stats.runs_claimed == 1
+
+
+def test_a_reading_without_events_says_all_the_rest(origin: Origin) -> None:
+    record_run(origin)
+    span = next(s for s in origin.exporter.get_finished_spans() if s.name == "invoke_agent coder")
+    full = runtrace_dialect.read(span)
+    slim = runtrace_dialect.read(span, events=False)
+    assert full is not None and slim is not None
+    assert len(full.events) == 5 and slim.events == ()
+    assert dataclasses.replace(full, events=()) == slim
