@@ -192,8 +192,10 @@ def event_attributes(
     generic = not capture and type(event) is GenericEvent
     unknown_extra = extra if not capture and extra else None
     for name, value in data.items() if not extra else {**data, **extra}.items():
-        if value is None or name == "type":
+        if name == "type":
             continue
+        if value is None and type(event) is not GenericEvent and (not extra or name not in extra):
+            continue  # a core field at its default: it decodes back to None
         if not capture and (
             name in content
             or (
@@ -222,6 +224,8 @@ def event_attributes(
             enc = _Encoder(settings, attrs)
         if isinstance(value, BaseModel):
             enc.put_model(name, key, value)
+        elif value is None:
+            enc.put_json(key, None)  # an explicit null, which OTLP attributes cannot carry
         else:
             enc.put(key, value)
     if sequence is not None:
