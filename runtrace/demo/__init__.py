@@ -5,7 +5,7 @@ sessions, each run's events (planning, steps, turns with token usage, tool calls
 latencies and failing exit codes, subagents, confirmations) and how each run ends (completed,
 failed by an ``error`` event, failed by an exception, cancelled through ``run.cancel()``, or left
 open as by a killed process), plus a few long runs with thousands of events. :func:`record_workload`
-then drives :class:`runtrace.otel.Runtrace` with it, exactly as an agent would, so the demo file is
+then drives :class:`runtrace.Runtrace` with it, exactly as an agent would, so the demo file is
 what the recording path really produces. :class:`Expected` holds the counts that follow from the
 plan, so tests can check every query against the workload instead of against magic numbers.
 

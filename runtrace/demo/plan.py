@@ -71,7 +71,7 @@ class PlannedRun:
     @property
     def status(self) -> str:
         """The run's status once recorded: a crash is a failure too; an interrupted run is left
-        ``executing`` (until :func:`runtrace.sinks.duckdb.recover_interrupted` marks it failed
+        ``executing`` (until :func:`runtrace.duckdb.recover_interrupted` marks it failed
         after the recording process exited)."""
         return _STATUS_OF_OUTCOME.get(self.outcome, self.outcome)
 

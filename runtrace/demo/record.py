@@ -42,7 +42,7 @@ ProgressCallback = Callable[[int, int], None]
 def record_workload(
     rt: Runtrace, workload: Workload, *, progress: ProgressCallback | None = None
 ) -> list[str]:
-    """Record every planned run through ``rt`` (a :class:`runtrace.otel.Runtrace`); returns ids.
+    """Record every planned run through ``rt`` (a :class:`runtrace.Runtrace`); returns ids.
 
     Each run is started with ``rt.begin_run`` at its planned time, its events recorded with
     ``run.record`` at theirs, then ended as planned: normally, by an ``error`` event, by an
