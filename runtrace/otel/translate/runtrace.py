@@ -6,6 +6,12 @@ and its events as span events numbered by ``runtrace.record.sequence`` (read bac
 say how it ended. runtrace's child spans (``runtrace.span.kind`` ``tool`` / ``subagent``) repeat
 what the run's events already say, so they are read as ``other``: never taken for a foreign tool
 call or agent.
+
+A *pending* span (``runtrace.span.kind = "pending"``, :mod:`runtrace.otel.announce`) is a child of a
+run span that is still open, sent so that a receiver can show the run before its span ends: it
+carries the run's start attributes and the events recorded since the previous one.
+:func:`read_pending` reads it as the open run it announces; :func:`read` reads it as ``other``, so
+a consumer that does not know pending spans ignores them.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
 
 from ..semconv import (
     EVENT_SEQUENCE,
@@ -28,11 +35,14 @@ from ..semconv import (
     SPAN_KIND,
 )
 from . import names as n
-from .reading import SpanEvent, SpanReading, base, number, plain_event, text
+from .reading import SpanEvent, SpanReading, base, number, plain_event, session, text
 
-__all__ = ["read"]
+__all__ = ["KIND_PENDING", "read", "read_pending"]
 
 DIALECT = "runtrace"
+
+KIND_PENDING = "pending"
+"""``runtrace.span.kind`` of a span announcing a run that is still open."""
 
 
 def read(
@@ -67,6 +77,37 @@ def read(
         result=text(a, RUN_RESULT),
         outcome=text(a, RUN_STATUS),
         **fields,
+    )
+
+
+def read_pending(
+    span: ReadableSpan, attributes: Mapping[str, Any] | None = None
+) -> SpanReading | None:
+    """The open run a pending span announces (None if ``span`` is no pending span, or names no
+    run): a reading *of the run span*, as far as it is known while it runs. Its span id is the
+    pending span's parent (the run span), its start the run's start (pending spans start when
+    their run did), no end, and the events recorded since the previous announcement, numbered.
+    """
+    a = attributes if attributes is not None else dict(span.attributes or {})
+    context, parent = span.context, span.parent
+    run_id = text(a, RUN_ID)
+    if a.get(SPAN_KIND) != KIND_PENDING or not run_id or context is None or parent is None:
+        return None
+    return SpanReading(
+        dialect=DIALECT,
+        role="agent",
+        trace_id=context.trace_id,
+        span_id=parent.span_id,
+        parent_id=None,
+        parent_remote=False,
+        name=span.name,
+        start_ns=span.start_time,
+        end_ns=None,
+        status=StatusCode.UNSET,
+        agent_name=text(a, GEN_AI_AGENT_NAME),
+        session_id=session(a),
+        run_id=run_id,
+        events=tuple(e for e in _events(span) if e.sequence is not None),
     )
 
 
