@@ -7,8 +7,9 @@ a slow first sink leaves less time to the others instead of multiplying the wait
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from .faults import Faults
@@ -39,13 +40,44 @@ class RunSink(Protocol):
         """Flush (within the timeout), then release resources; later calls do nothing."""
 
 
+def _within(left_ms: int, what: str, faults: Faults, call: Callable[[int], object]) -> object:
+    """``call(left_ms)`` in a helper thread, waited for ``left_ms`` at most: a sink that ignores
+    its timeout (a hung disk, a dead backend) cannot hold the caller past the deadline. Returns
+    what the call returned, or None if it raised or was still running."""
+    result: list[object] = []
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            result.append(call(left_ms))
+        except Exception as error:  # reported in the caller's thread, by the one policy
+            errors.append(error)
+
+    worker = threading.Thread(target=run, name=f"runtrace-{what}", daemon=True)
+    worker.start()
+    worker.join(left_ms / 1000)
+    if worker.is_alive():
+        faults.log.warning("runtrace: %s did not return within its deadline", what)
+        return None
+    if errors:
+        try:
+            raise errors[0]
+        except Exception:
+            faults.report(what)
+        return None
+    return result[0] if result else None
+
+
+def _left_ms(deadline: float) -> int:
+    return max(0, int((deadline - time.monotonic()) * 1000))
+
+
 def flush_all(sinks: Iterable[RunSink], timeout_millis: int, faults: Faults) -> bool:
     """Flush every sink within one shared deadline; True if all of them flushed in time."""
     deadline = time.monotonic() + timeout_millis / 1000
     ok = True
     for sink in sinks:
-        left = max(0, int((deadline - time.monotonic()) * 1000))
-        flushed = faults.call("flushing a sink", sink.force_flush, left)
+        flushed = _within(_left_ms(deadline), "flushing a sink", faults, sink.force_flush)
         ok = flushed is True and ok
     return ok
 
@@ -54,5 +86,4 @@ def shutdown_all(sinks: Iterable[RunSink], timeout_millis: int, faults: Faults) 
     """Shut every sink down within one shared deadline."""
     deadline = time.monotonic() + timeout_millis / 1000
     for sink in sinks:
-        left = max(0, int((deadline - time.monotonic()) * 1000))
-        faults.call("shutting down a sink", sink.shutdown, left)
+        _within(_left_ms(deadline), "shutting down a sink", faults, sink.shutdown)

@@ -324,3 +324,39 @@ def test_a_failing_translator_is_a_reported_fault(
     assert setup.rt.processor.faults.counts == {"a foreign span's end": 1}
     assert "runtrace: error in a foreign span's end" in caplog.text
     setup.provider.shutdown()
+
+
+def test_a_hung_sink_cannot_hold_flush_or_shutdown_past_the_deadline() -> None:
+    import threading
+    import time
+
+    release = threading.Event()
+
+    class Hung(ListSink):
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            release.wait(30)  # ignores its timeout, as a hung disk would
+            return True
+
+        def shutdown(self, timeout_millis: int = 30_000) -> None:
+            release.wait(30)
+
+    after = ListSink()
+    processor = RunSpanProcessor(sinks=[Hung(), after])
+    started = time.monotonic()
+    assert processor.force_flush(300) is False
+    processor.shutdown(300)
+    took = time.monotonic() - started
+    release.set()
+    assert took < 5  # two deadlines of 0.3 s, not the hung sink's 30 s each
+    assert after.shutdowns == [0]  # the sink after it still got a call, with what was left
+
+
+def test_a_sink_whose_flush_raises_is_a_reported_fault(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(ListSink):
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            raise OSError("disk gone")
+
+    processor = RunSpanProcessor(sinks=[Broken(), ListSink()], raise_errors=False)
+    assert processor.force_flush(1000) is False
+    assert processor.faults.counts == {"flushing a sink": 1}
+    assert "disk gone" in caplog.text
