@@ -4,8 +4,10 @@ and hooks.
 Every span that runtrace did not start goes here (:class:`ForeignRuns` is the processor's
 ``ForeignSpans``): the :class:`~runtrace.otel.translate.RunAssembler` decides which of them are
 runs and what their events are, and its changes reach the same store, sinks and hooks as a run
-recorded through :class:`~runtrace.Runtrace`. runtrace's own runs are *claimed*, so framework
-spans made inside them (a pydantic-ai agent called in ``start_run``) attach to them.
+recorded through :class:`~runtrace.Runtrace`. runtrace's own runs are *claimed* when a foreign
+span or log record first turns up under one (the processor's ``claimer``), so framework spans
+made inside them (a pydantic-ai agent called in ``start_run``) attach to them, and runs without
+any cost the translator nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..runs import RunEventRecord, RunSnapshot, RunStatus
 from ..store import RunStore
 from .fanout import RunFanout
 from .translate import AssemblerStats, RunAssembler, SpanReading, StoreTarget
+from .translate.assembler import Claimer
 
 __all__ = ["ForeignRuns"]
 
@@ -28,9 +31,9 @@ class ForeignRuns:
 
     __slots__ = ("_fan", "assembler")
 
-    def __init__(self, store: RunStore, fan: RunFanout) -> None:
+    def __init__(self, store: RunStore, fan: RunFanout, claimer: Claimer | None = None) -> None:
         self._fan = fan
-        self.assembler = RunAssembler(StoreTarget(store, on_change=self._changed))
+        self.assembler = RunAssembler(StoreTarget(store, on_change=self._changed), claimer=claimer)
 
     @property
     def stats(self) -> AssemblerStats:

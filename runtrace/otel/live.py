@@ -8,11 +8,13 @@ lock, so that "the session's current run" and "this span's run" always agree.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
 
 from ..hooks import CancellationToken
 from ..runs import RunSnapshot
@@ -26,6 +28,38 @@ ChildKey = tuple[str, str]
 
 _NONE: Mapping[str, Any] = MappingProxyType({})
 
+_Outline = tuple[Any, ...]
+"""What the translator needs of an ended run span (no events: the run has them all)."""
+
+
+def _outline(span: ReadableSpan) -> _Outline:
+    return (
+        span.name,
+        span.context,
+        span.parent,
+        span.resource,
+        span.attributes,
+        span.kind,
+        span.status,
+        span.start_time,
+        span.end_time,
+    )
+
+
+def _readable(outline: _Outline) -> ReadableSpan:
+    name, context, parent, resource, attributes, kind, status, start, end = outline
+    return ReadableSpan(
+        name,
+        context,
+        parent,
+        resource=resource,
+        attributes=attributes,
+        kind=kind,
+        status=status,
+        start_time=start,
+        end_time=end,
+    )
+
 
 class LiveRun:
     """One run whose span has not ended yet (kept past the end by its handle)."""
@@ -33,6 +67,7 @@ class LiveRun:
     __slots__ = (
         "cancel_ns",
         "children",
+        "claimed",
         "drops_reported",
         "error_type",
         "final",
@@ -53,6 +88,7 @@ class LiveRun:
         self.session_id = session_id
         self.span = span
         self.owned = owned  # started through Runtrace, which ends it
+        self.claimed = not owned  # known to the translator (a framework's span: from its start)
         self.recorded = span.is_recording()  # False when the sampler dropped the span
         self.token = CancellationToken(run_id)
         self.settled = False  # final status and attributes are on the span; no more span events
@@ -72,15 +108,18 @@ class LiveRuns:
     """The open runs of one processor. ``lock`` also serialises a cancel's check of "current
     run" with the store's transition (see ``RunSpanProcessor.cancel``)."""
 
-    __slots__ = ("_by_span", "_current", "_expected", "_live", "lock")
+    __slots__ = ("_by_span", "_current", "_ended", "_expected", "_live", "lock", "max_ended")
 
-    def __init__(self) -> None:
+    def __init__(self, max_ended: int = 20_000) -> None:
         self.lock = threading.Lock()
         self._live: dict[str, LiveRun] = {}
         self._by_span: dict[int, LiveRun] = {}
         self._current: dict[str, str] = {}  # session id -> its latest open run
         # run id -> (prompt, the caller's attributes), for runs Runtrace is starting
         self._expected: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        # span id -> (the ended span's outline, run id): own runs the translator never claimed
+        self._ended: OrderedDict[int, tuple[_Outline, str]] = OrderedDict()
+        self.max_ended = max_ended
 
     def expect(self, run_id: str, prompt: str, attributes: Mapping[str, Any] | None) -> None:
         with self.lock:
@@ -111,9 +150,10 @@ class LiveRuns:
         """Call under ``lock``: whether ``live`` is its session's current run."""
         return self._current.get(live.session_id) == live.run_id
 
-    def end(self, span_id: int) -> tuple[LiveRun, bool] | None:
+    def end(self, span: ReadableSpan, span_id: int) -> tuple[LiveRun, bool] | None:
         """The span ended: forget its run and mark it settled. Returns the run and whether it
-        was settled before (by a cancel), or None for a span that is no run of ours."""
+        was settled before (by a cancel), or None for a span that is no run of ours. An own run
+        the translator has not claimed is remembered (:meth:`claim_own`, bounded)."""
         with self.lock:
             live = self._by_span.pop(span_id, None)
             if live is None:
@@ -121,7 +161,29 @@ class LiveRuns:
             self._forget(live)
             settled = live.settled
             live.settled = True
+            if not live.claimed:
+                ended = self._ended
+                ended[span_id] = (_outline(span), live.run_id)
+                if len(ended) > self.max_ended:
+                    ended.popitem(last=False)
         return live, settled
+
+    def claim_own(self, span_id: int) -> tuple[ReadableSpan, str, bool] | None:
+        """The translator's ``claimer``: the own run span ``span_id`` is, not claimed yet, as
+        ``(span, run id, ended)`` (an ended one as the outline of its span); it counts as
+        claimed from now on. None for any other span."""
+        with self.lock:
+            live = self._by_span.get(span_id)
+            if live is not None:
+                if live.claimed or not isinstance(live.span, ReadableSpan):
+                    return None
+                live.claimed = True
+                return live.span, live.run_id, False
+            found = self._ended.pop(span_id, None)
+        if found is None:
+            return None
+        outline, run_id = found
+        return _readable(outline), run_id, True
 
     def discard(self, live: LiveRun, span_id: int) -> None:
         """Forget a run whose span the sampler dropped (no ``on_end`` will come)."""

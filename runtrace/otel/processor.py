@@ -87,8 +87,9 @@ class RunSpanProcessor(SpanProcessor):
         self._event_hooks = bool(self._fan.on_event)
         self._after_event = self._event_hooks or bool(self._fan.sink_on_event)
         self._runs = LiveRuns()
-        self.foreign = ForeignRuns(self.store, self._fan)
-        """Runs from spans runtrace did not start (framework instrumentations): the translator."""
+        self.foreign = ForeignRuns(self.store, self._fan, claimer=self._runs.claim_own)
+        """Runs from spans runtrace did not start (framework instrumentations): the translator.
+        runtrace's own runs reach it only once a foreign span or log record is under one."""
         self._is_shutdown = False
         _PROCESSORS.add(self)
 
@@ -107,7 +108,7 @@ class RunSpanProcessor(SpanProcessor):
         context = span.context
         if context is None:
             return
-        ended = self._runs.end(context.span_id)
+        ended = self._runs.end(span, context.span_id)
         if ended is None:
             if not is_own_span(span.attributes):
                 with self.faults.guard("a foreign span's end"):
@@ -118,8 +119,9 @@ class RunSpanProcessor(SpanProcessor):
             end_ns = span.end_time if span.end_time is not None else _time_ns()
             # Foreign children first (a framework's tool and model spans under this run), so
             # their events are in before the run's final snapshot goes to the sinks.
-            with self.faults.guard("a run span's end, for the translator"):
-                self.foreign.on_end(span)
+            if live.claimed:
+                with self.faults.guard("a run span's end, for the translator"):
+                    self.foreign.on_end(span)
             # Plain span events: all of them for a span that plain OpenTelemetry code ended, the
             # ones added after a cancel settled it otherwise (none for spans runtrace ends).
             pickup(live, span, self._record_picked)
@@ -388,8 +390,8 @@ class RunSpanProcessor(SpanProcessor):
         )
         live = LiveRun(run_id, session_id, span, owned=expected is not None)
         self._runs.add(live, context.span_id)
-        if isinstance(span, ReadableSpan):
-            self.foreign.claim(span, run_id, adopted=expected is None)
+        if expected is None and isinstance(span, ReadableSpan):  # a framework's: claimed now
+            self.foreign.claim(span, run_id, adopted=True)
         self._fan.on_run(snapshot)
         self._fan.on_run_start(snapshot)
         return live

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 from opentelemetry import trace
@@ -305,6 +306,41 @@ def test_foreign_spans_are_read_by_the_translator_and_runtraces_own_spans_never_
     assert "subagent_start" in lead and "subagent_end" in lead
     late_run = next(s for s in store.list() if s.id != run.id and s.agent_name is None)
     assert late_run.status.value == "completed"
+
+
+def test_own_runs_reach_the_translator_only_once_a_foreign_span_is_under_one(env: Setup) -> None:
+    foreign = env.rt.processor.foreign
+    with env.rt.start_run("s", agent_name="lead") as run:
+        run.record({"type": "tool_start", "id": "t", "name": "bash"})
+        run.record({"type": "tool_end", "id": "t", "name": "bash", "output": "", "exit_code": 0})
+    assert (foreign.stats.spans_seen, foreign.stats.runs_claimed) == (0, 0)
+    chat = {"gen_ai.operation.name": "chat"}
+    with env.rt.start_run("s", agent_name="lead") as run:
+        env.rt.tracer.start_span("chat m", attributes=chat).end()  # under the current run span
+    assert (foreign.stats.spans_seen, foreign.stats.runs_claimed) == (2, 1)  # chat, run span
+    assert [r.event.type for r in env.rt.store.events(run.id)] == ["turn_start", "turn_end"]
+
+
+def test_a_foreign_span_or_log_after_an_own_run_ended_still_attaches_to_it(env: Setup) -> None:
+    handle = env.rt.begin_run("s", agent_name="lead")
+    handle.record({"type": "agent_end", "text": "done"})
+    final = handle.end()
+    context = trace.set_span_in_context(handle.span)
+    with env.rt.tracer.start_as_current_span(
+        "chat m", context=context, attributes={"gen_ai.operation.name": "chat"}
+    ):
+        pass
+    ids = handle.span.get_span_context()
+    step = {"step_id": "s1", "description": "d", "step_number": 1, "total_steps": 1}
+    env.rt.processor.foreign.on_log(ids.trace_id, ids.span_id, "step_start", step, time.time_ns())
+    store = env.rt.store
+    assert len(store) == 1  # attached to the ended run, not made into runs of their own
+    types = [r.event.type for r in store.events(handle.id)]
+    assert types == ["agent_end", "turn_start", "turn_end", "step_start"]
+    after = store.snapshot(handle.id)
+    assert after is not None
+    assert (after.status, after.ended_at_ms) == (final.status, final.ended_at_ms)  # not reopened
+    assert env.rt.processor.foreign.stats.children_attached_late == 2
 
 
 def test_a_failing_translator_is_a_reported_fault(

@@ -30,7 +30,12 @@ from .reading import SpanReading
 from .stats import AssemblerStats
 from .tree import Held, Node, Run
 
-__all__ = ["RunAssembler", "RunTarget"]
+__all__ = ["Claimer", "RunAssembler", "RunTarget"]
+
+Claimer = Callable[[int], "tuple[ReadableSpan, str, bool] | None"]
+"""``span id -> (span, run id, ended)`` for one of the caller's own runs, None for any other
+span: how an in-process caller lets the assembler claim its runs only when a foreign span or
+log record turns up under one (see :class:`RunAssembler`)."""
 
 
 class RunTarget(Protocol):
@@ -66,6 +71,11 @@ class RunAssembler(Engine):
     ``max_remembered`` / ``max_held``: bounds on open spans, ended spans kept for late children,
     and children waiting for their run. Out of process, call :meth:`end_batch` after each batch of
     spans, :meth:`flush` now and then, :meth:`shutdown` at the end.
+
+    ``claimer``: in-process, the caller's own runs (which it records itself) are claimed on
+    first need, when a foreign span starts or ends, or a log record arrives, directly under one:
+    most of them never have one, and cost the assembler nothing. (:meth:`claim` claims one at
+    once.)
     """
 
     def __init__(
@@ -76,6 +86,7 @@ class RunAssembler(Engine):
         max_open: int = 100_000,
         max_remembered: int = 20_000,
         max_held: int = 20_000,
+        claimer: Claimer | None = None,
     ) -> None:
         from . import read_span  # the package imports this module first
 
@@ -87,6 +98,7 @@ class RunAssembler(Engine):
             max_held=max_held,
         )
         self._lock = threading.RLock()  # target callbacks may start spans on this thread
+        self._claimer = claimer
 
     @property
     def stats(self) -> AssemblerStats:
@@ -105,17 +117,36 @@ class RunAssembler(Engine):
         ended); otherwise one of runtrace's own runs, which records both itself."""
         reading = self._read(span)
         with self._lock:
-            node = self._tree.get(reading.span_id)
-            if node is None:
-                parent_id = None if reading.parent_remote else reading.parent_id
-                node = Node(reading, parent_id, "plain", live=span, seen_start=True)
-                node.attributes = span.attributes
-                self._forget(self._tree.add_open(node))
-                parent = self._tree.get(parent_id)
-                if parent is not None:
-                    self._note_child(parent, node)
-            if node.run is None:
-                self._claim(node, run_id, adopted=adopted)
+            self._claim_read(span, reading, run_id, adopted=adopted)
+
+    def _claim_read(
+        self, span: ReadableSpan, reading: SpanReading, run_id: str, *, adopted: bool
+    ) -> None:
+        node = self._tree.get(reading.span_id)
+        if node is None:
+            parent_id = None if reading.parent_remote else reading.parent_id
+            self._claim_own(parent_id)
+            node = Node(reading, parent_id, "plain", live=span, seen_start=True)
+            node.attributes = span.attributes
+            self._forget(self._tree.add_open(node))
+            parent = self._tree.get(parent_id)
+            if parent is not None:
+                self._note_child(parent, node)
+        if node.run is None:
+            self._claim(node, run_id, adopted=adopted)
+
+    def _claim_own(self, span_id: int | None) -> None:
+        """Claim the caller's own run that span ``span_id`` is, if it is one not claimed yet
+        (see ``claimer``); an own run that already ended is claimed and ended at once."""
+        if span_id is None or self._claimer is None or self._tree.get(span_id) is not None:
+            return
+        found = self._claimer(span_id)
+        if found is None:
+            return
+        span, run_id, ended = found
+        self._claim_read(span, self._read(span), run_id, adopted=False)
+        if ended:
+            self._end(span, self._read_end(span))
 
     def outcome(self, span_id: int) -> tuple[str | None, str | None, SpanReading] | None:
         """For a claimed run span that has ended (after :meth:`on_end`): ``(error, cancelled,
@@ -145,6 +176,7 @@ class RunAssembler(Engine):
             if self._tree.get(reading.span_id) is not None:
                 return
             parent_id = None if reading.parent_remote else reading.parent_id
+            self._claim_own(parent_id)
             node = Node(reading, parent_id, "plain", live=span, seen_start=True)
             node.attributes = span.attributes
             self._forget(self._tree.add_open(node))
@@ -164,31 +196,36 @@ class RunAssembler(Engine):
         """A span ended (in-process or received): its events land on its run."""
         reading = self._read_end(span)
         with self._lock:
-            self._count.spans_seen += 1
-            node = self._tree.get(reading.span_id)
-            if node is not None and node.ended:
-                self._count.duplicate_spans += 1
-                return
-            if node is None:
-                node = Node(reading, reading.parent_id, "plain", attributes=span.attributes)
-                self._tree.add_ended(node)
+            self._end(span, reading)
+
+    def _end(self, span: ReadableSpan, reading: SpanReading) -> None:
+        self._count.spans_seen += 1
+        node = self._tree.get(reading.span_id)
+        if node is not None and node.ended:
+            self._count.duplicate_spans += 1
+            return
+        if node is None:
+            if not reading.parent_remote:
+                self._claim_own(reading.parent_id)
+            node = Node(reading, reading.parent_id, "plain", attributes=span.attributes)
+            self._tree.add_ended(node)
+            self._settle_state(node)
+            parent = self._tree.get(node.parent_id)
+            if parent is not None:
+                self._note_child(parent, node)
+        else:
+            changed = node.reading.role != reading.role
+            node.reading = reading
+            node.live = None
+            if node.run is None:
+                node.attributes = span.attributes
+            self._tree.add_ended(node)
+            if changed and node.run is None:
                 self._settle_state(node)
-                parent = self._tree.get(node.parent_id)
-                if parent is not None:
-                    self._note_child(parent, node)
-            else:
-                changed = node.reading.role != reading.role
-                node.reading = reading
-                node.live = None
-                if node.run is None:
-                    node.attributes = span.attributes
-                self._tree.add_ended(node)
-                if changed and node.run is None:
-                    self._settle_state(node)
-            node.ended = True
-            if node.owner is not None:
-                node.owner.open_tools.pop(reading.span_id, None)
-            self._ended(node)
+        node.ended = True
+        if node.owner is not None:
+            node.owner.open_tools.pop(reading.span_id, None)
+        self._ended(node)
 
     def _read_end(self, span: ReadableSpan) -> SpanReading:
         """The reading of an ended span; for one of runtrace's own runs claimed here, without
@@ -221,6 +258,7 @@ class RunAssembler(Engine):
         fields.update(attributes)
         with self._lock:
             self._count.logs_seen += 1
+            self._claim_own(span_id)
             item = Held("log", trace_id, at_ns, log=(name, fields))
             self._place([item], span_id)
 
