@@ -120,6 +120,10 @@ class BufferedIngest:
     not fit, ``QueueFull``. A batch larger than ``capacity`` is taken when the queue is empty, so
     it is never refused forever. Without ``on_logs`` log records are refused (``IngestRejected``).
     A failing processor costs only the span it failed on (logged, counted in ``faults``).
+
+    On the worker thread, so never concurrently with the processor: ``on_batch_end`` after each
+    request's spans or log records (a translator settles what the request left open there), and
+    ``periodic`` every ``period_s`` seconds (housekeeping that must not wait for traffic).
     """
 
     def __init__(
@@ -127,13 +131,21 @@ class BufferedIngest:
         processor: SpanProcessor,
         *,
         on_logs: Callable[[Sequence[LogItem]], None] | None = None,
+        on_batch_end: Callable[[], object] | None = None,
+        periodic: Callable[[], object] | None = None,
+        period_s: float = 60.0,
         capacity: int = 65_536,
         raise_errors: bool | None = None,
     ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0:
             raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
+        if not isinstance(period_s, int | float) or not 0 < period_s < float("inf"):
+            raise ValueError(f"period_s must be a positive number of seconds, got {period_s!r}")
         self._processor = processor
         self._on_logs = on_logs
+        self._on_batch_end = on_batch_end
+        self._periodic = periodic
+        self._period_s = float(period_s)
         self._capacity = capacity
         self.faults = Faults("runtrace.serve", raise_errors)
         self._queue: deque[_Batch] = deque()
@@ -188,20 +200,38 @@ class BufferedIngest:
         return self._lost
 
     def _work(self) -> None:
+        due = time.monotonic() + self._period_s
         while True:
             with self._cond:
                 while not self._queue and not self._stop:
-                    self._cond.wait()
+                    if self._periodic is None:
+                        self._cond.wait()
+                        continue
+                    left = due - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 if not self._queue:
-                    return  # stopped, and shutdown took what was left
-                is_spans, items, queued = self._queue.popleft()
-                self._current = queued
+                    if self._stop:
+                        return  # stopped, and shutdown took what was left
+                    batch = None  # the periodic call is due
+                else:
+                    batch = self._queue.popleft()
+                    self._current = batch[2]
+            if self._periodic is not None and time.monotonic() >= due:
+                self._guarded("a periodic call of the ingest", _call, self._periodic)
+                due = time.monotonic() + self._period_s
+            if batch is None:
+                continue
+            is_spans, items, _ = batch
             try:
                 if is_spans:
                     for span in items:
                         self._guarded("a span processor's on_end", self._processor.on_end, span)
                 elif self._on_logs is not None:
                     self._guarded("ingesting log records", self._on_logs, items)
+                if self._on_batch_end is not None:
+                    self._guarded("ending a batch", _call, self._on_batch_end)
             finally:
                 with self._cond:
                     self._depth -= len(items)
@@ -264,3 +294,7 @@ class BufferedIngest:
         error, self._error = self._error, None
         if error is not None:
             raise error
+
+
+def _call(fn: Callable[[], object]) -> None:
+    fn()

@@ -143,3 +143,38 @@ def test_under_raise_errors_a_processor_fault_reaches_the_next_flush_and_the_wor
     assert ingest.force_flush(10_000)
     assert processor.ok == [1, 3, 4]  # the fault cost only its span; the worker went on
     ingest.shutdown()
+
+
+def test_on_batch_end_follows_each_request_on_the_worker_before_a_flush_returns() -> None:
+    collector = Collector()
+    seen: list[tuple[list[int], str]] = []
+
+    def batch_end() -> None:
+        seen.append((collector.span_ids(), threading.current_thread().name))
+
+    ingest = BufferedIngest(collector, on_logs=collector.on_logs, on_batch_end=batch_end)
+    ingest.spans(_spans(1, 2))
+    ingest.logs([_log(7)])
+    ingest.spans(_spans(3))
+    assert ingest.force_flush(10_000)
+    assert [ids for ids, _ in seen] == [[1, 2], [1, 2], [1, 2, 3]]  # spans, logs, spans
+    assert {thread for _, thread in seen} == {"runtrace-ingest"}
+    ingest.shutdown()
+
+
+def test_periodic_runs_on_the_worker_while_no_request_comes() -> None:
+    calls: list[str] = []
+    ingest = BufferedIngest(
+        Collector(), periodic=lambda: calls.append(threading.current_thread().name), period_s=0.01
+    )
+    wait_for(lambda: len(calls) >= 3, "three periodic calls with an idle queue")
+    ingest.spans(_spans(1))
+    assert ingest.force_flush(10_000)
+    ingest.shutdown()
+    assert set(calls) == {"runtrace-ingest"}
+
+
+@pytest.mark.parametrize("period", [0, -1, float("inf"), "1"])
+def test_period_must_be_a_positive_number_of_seconds(period: object) -> None:
+    with pytest.raises(ValueError, match="period_s must be a positive number of seconds"):
+        BufferedIngest(Collector(), period_s=period)  # type: ignore[arg-type]
