@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from event_samples import CORE_EVENTS, VARIANTS
+from event_samples import CORE_EVENTS, ONE_OF_EACH, VARIANTS
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -232,3 +232,43 @@ def test_integers_too_long_for_decimal_text_are_refused_and_long_ones_kept() -> 
     assert parse_event({"type": "custom", "n": 10**4000}).n == 10**4000  # type: ignore[attr-defined]
     with pytest.raises(ValidationError, match=r"deep\[0\] is an integer of \d+ bits"):
         parse_event({"type": "custom", "deep": [10**5000]})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        *ONE_OF_EACH,
+        *VARIANTS,
+        {"type": "tool_start", "id": "t", "name": "n", "extra_field": {"k": [1.5, None]}},
+        {"type": "custom", "when": 1.25, "ok": True, "none": None, "deep": {"a": [1, "b"]}},
+    ],
+    ids=lambda raw: raw["type"],
+)
+def test_a_dict_is_validated_exactly_as_its_class_validates_it(raw: dict) -> None:
+    cls = events.event_class(raw["type"]) or GenericEvent
+    expected = cls.model_validate(raw)
+    got = parse_event(raw)
+    assert type(got) is cls
+    assert got.__dict__ == expected.__dict__
+    assert got.model_extra == expected.model_extra
+    assert got.model_fields_set == expected.model_fields_set
+    assert got.model_dump_json() == expected.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"type": "custom", "n": float("inf")}, "n is inf, which JSON cannot represent"),
+        ({"type": "custom", "a": {"b": [float("nan")]}}, "a.b[0] is nan, which JSON cannot"),
+        ({"type": "custom", "big": 10**5000}, "big is an integer of 16610 bits"),
+        ({"type": "custom", "t": "x\udcff"}, "t holds a lone surrogate"),
+    ],
+)
+def test_a_generic_event_names_the_extra_field_it_refuses(raw: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        parse_event(raw)
+
+
+def test_a_type_that_is_not_a_string_is_refused_naming_it() -> None:
+    with pytest.raises(ValidationError, match="type"):
+        parse_event({"type": ["agent_start"], "prompt": "p"})
