@@ -202,11 +202,19 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
 _ALL_FIELDS: dict[type, set[str]] = {}
 
 
+_new = object.__new__
+_set = object.__setattr__
+_RECORD_FIELDS = {"sequence", "timestamp_ms", "event"}
+
+
 def event_record(sequence: int, timestamp_ms: int, event: BaseEvent) -> RunEventRecord:
     """A RunEventRecord for an already validated event, without validating it again."""
-    return _trusted(
-        RunEventRecord, {"sequence": sequence, "timestamp_ms": timestamp_ms, "event": event}
-    )
+    record: RunEventRecord = _new(RunEventRecord)  # what _trusted does, inlined: the hot path
+    _set(record, "__dict__", {"sequence": sequence, "timestamp_ms": timestamp_ms, "event": event})
+    _set(record, "__pydantic_fields_set__", _RECORD_FIELDS)
+    _set(record, "__pydantic_extra__", None)
+    _set(record, "__pydantic_private__", None)
+    return record
 
 
 _RULES: tuple[tuple[type[BaseEvent] | tuple[type[BaseEvent], ...], str], ...] = (
@@ -220,6 +228,7 @@ _RULES: tuple[tuple[type[BaseEvent] | tuple[type[BaseEvent], ...], str], ...] = 
     (TurnEnd, "turn_end"),
 )
 _RULE_BY_CLASS: dict[type, str | None] = {}
+_UNKNOWN = "?"  # not cached yet
 
 
 def _rule(cls: type) -> str | None:
@@ -243,15 +252,22 @@ def apply_event(
     and so does any run that has ended (``ended_at_ms`` set): a straggler event is counted (and
     its tokens added) but never reopens it.
     """
+    rule = _RULE_BY_CLASS.get(type(event), _UNKNOWN)
+    if rule is _UNKNOWN:
+        rule = _rule(type(event))
+    if rule is None:  # most events (deltas, tool calls): only the count and the time move
+        values = snapshot.__dict__.copy()
+        values["event_count"] += 1
+        at = now_ms() if at_ms is None else at_ms
+        if at > values["updated_at_ms"]:
+            values["updated_at_ms"] = at
+        return _trusted(RunSnapshot, values)
     changes: dict[str, Any] = {
         "event_count": snapshot.event_count + 1,
         "updated_at_ms": updated_at(snapshot, at_ms),
     }
     status = snapshot.status
-    rule = _rule(type(event))
-    if rule is None:
-        pass
-    elif rule == "turn_end":  # token totals add up even on a cancelled run
+    if rule == "turn_end":  # token totals add up even on a cancelled run
         usage = event.usage  # type: ignore[attr-defined]
         changes["input_tokens"] = snapshot.input_tokens + usage.prompt_tokens
         changes["output_tokens"] = snapshot.output_tokens + usage.completion_tokens
@@ -285,12 +301,9 @@ def mark_failed(snapshot: RunSnapshot, error: str, *, at_ms: int | None = None) 
     """The run failed with ``error``, unless it was cancelled: cancelled is never overwritten."""
     if snapshot.status is RunStatus.CANCELLED:
         return snapshot
-    return snapshot.model_copy(
-        update={
-            "status": RunStatus.FAILED,
-            "error": error,
-            "updated_at_ms": updated_at(snapshot, at_ms),
-        }
+    return _evolve(
+        snapshot,
+        {"status": RunStatus.FAILED, "error": error, "updated_at_ms": updated_at(snapshot, at_ms)},
     )
 
 
@@ -310,7 +323,7 @@ def mark_cancelled(
     }
     if reason is not None:
         changes["error"] = reason
-    return snapshot.model_copy(update=changes)
+    return _evolve(snapshot, changes)
 
 
 def finish(
@@ -331,4 +344,4 @@ def finish(
             changes["status"] = RunStatus.COMPLETED
         else:
             changes.update(status=RunStatus.FAILED, error=error)
-    return snapshot.model_copy(update=changes)
+    return _evolve(snapshot, changes)

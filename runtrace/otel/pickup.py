@@ -49,6 +49,8 @@ def pickup(live: LiveRun, span: ReadableSpan, record: RecordAt) -> None:
     events: Sequence[Event] = span.events
     dropped = span.dropped_events
     picked = live.picked
+    if len(events) + dropped == len(live.span_added) + len(picked):
+        return  # every event the span ever had is runtrace's own or was picked up before
     runtrace_present = picked_present = 0
     new: list[Event] = []
     for span_event in events:
