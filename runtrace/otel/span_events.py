@@ -164,7 +164,10 @@ def event_attributes(
     GenAI names where they exist (``gen_ai.tool.name``, ``gen_ai.tool.call.id``,
     ``gen_ai.usage.input_tokens``, ``error.type``...), ``runtrace.event.<field>`` otherwise,
     nested models flattened with dots. Content fields are left off unless
-    ``settings.capture_content``, and listed in ``runtrace.record.omitted``; for an event of a
+    ``settings.capture_content``, and listed in ``runtrace.record.omitted`` (except, on a
+    numbered span event, the required text fields of its core type: such an event always
+    carries them unless capture left them off, so a ``text_delta`` without ``text`` needs no
+    list to say so, and :func:`event_from_attributes` restores them empty); for an event of a
     type runtrace has no class for (a ``GenericEvent``), and for fields a core event does not
     declare, every field but numbers, booleans and short identifiers (strings of at most 128
     characters named ``*id``, ``*name``, ``*status``, ``*kind`` or ``*type``) counts as content.
@@ -191,6 +194,10 @@ def event_attributes(
     # so without capture only numbers, booleans and short identifiers go on the span.
     generic = not capture and type(event) is GenericEvent
     unknown_extra = extra if not capture and extra else None
+    # A numbered span event leaves its core type's required text fields unlisted: it always
+    # carries them unless capture left them off, so their absence says it (one attribute less
+    # on most events, the deltas above all).
+    implied = _required_str_fields(event_type) if sequence is not None and not generic else _NONE
     for name, value in data.items() if not extra else {**data, **extra}.items():
         if name == "type":
             continue
@@ -203,6 +210,8 @@ def event_attributes(
                 and not _generic_on_span(name, value)
             )
         ):
+            if name in implied:
+                continue
             if omitted is None:
                 omitted = [name]
             else:
@@ -285,13 +294,25 @@ def _path_for(event_type: str, key: str) -> tuple[str, ...]:
     return (key,)  # plain OpenTelemetry code may name fields directly: {"id": ..., "name": ...}
 
 
+_NONE: frozenset[str] = frozenset()
+_REQUIRED_STR: dict[str, frozenset[str]] = {}
+
+
 def _required_str_fields(event_type: str) -> frozenset[str]:
-    cls = event_class(event_type)
-    if cls is None:
-        return frozenset()
-    return frozenset(
-        name for name, f in cls.model_fields.items() if f.is_required() and f.annotation is str
-    )
+    """The required ``str`` fields of a core event type (none for a generic one), cached."""
+    fields = _REQUIRED_STR.get(event_type)
+    if fields is None:
+        cls = event_class(event_type)
+        fields = _NONE
+        if cls is not None:
+            fields = frozenset(
+                name
+                for name, f in cls.model_fields.items()
+                if f.is_required() and f.annotation in (str, "str")
+            )
+        if len(_REQUIRED_STR) < 1024:  # core types, and the few names plain code invents
+            _REQUIRED_STR[event_type] = fields
+    return fields
 
 
 def event_from_attributes(name: str, attributes: Mapping[str, Any] | None) -> BaseEvent:
@@ -322,7 +343,14 @@ def event_from_attributes(name: str, attributes: Mapping[str, Any] | None) -> Ba
                 child = target[part] = {}
             target = child
         target[leaf] = value
-    for omitted in attributes.get(sc.EVENT_OMITTED, ()):
-        if omitted not in data and omitted in _required_str_fields(name):
-            data[omitted] = ""
+    required = _required_str_fields(name)
+    if required:
+        # Content capture left these off: runtrace's own span events (numbered) list none of
+        # their type's required text fields, plain ones list what they left off.
+        absent = (
+            required if sc.EVENT_SEQUENCE in attributes else attributes.get(sc.EVENT_OMITTED, ())
+        )
+        for field in absent:
+            if field not in data and field in required:
+                data[field] = ""
     return parse_event(data)

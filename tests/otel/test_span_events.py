@@ -94,6 +94,27 @@ def test_content_is_omitted_by_default_and_listed() -> None:
     assert back.args is None  # type: ignore[attr-defined]
 
 
+def test_a_numbered_event_lists_only_content_its_type_may_lack() -> None:
+    tool_end = parse_event(ONE_OF_EACH[11])  # args, output, metadata
+    attrs = event_attributes(tool_end, NO_CAPTURE, sequence=4)
+    assert set(attrs[EVENT_OMITTED]) == {"args", "metadata"}  # output is required: implied
+    assert "gen_ai.tool.call.result" not in attrs
+    back = event_from_attributes("tool_end", attrs)
+    assert (back.output, back.args, back.id) == ("", None, "t1")  # type: ignore[attr-defined]
+    delta = event_attributes(
+        parse_event({"type": "text_delta", "text": "secret"}), NO_CAPTURE, sequence=5
+    )
+    assert delta == {EVENT_SEQUENCE: 5}  # as few attributes as a bare span event would carry
+    assert event_from_attributes("text_delta", delta) == parse_event(
+        {"type": "text_delta", "text": ""}
+    )
+
+
+def test_a_plain_event_missing_required_text_is_not_taken_for_one_left_off() -> None:
+    with pytest.raises(ValueError):
+        event_from_attributes("text_delta", {"runtrace.event.note": "no text"})
+
+
 def test_unknown_event_types_keep_content_off_spans_without_capture() -> None:
     raw = {
         "type": "user_message",
