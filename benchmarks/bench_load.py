@@ -184,6 +184,11 @@ def measure(runs: int = 1000, per_run: int = 1000, threads: int = 8) -> list[Fig
     ]
 
 
+def figures(quick: bool) -> list[Figure]:
+    """For ``python -m benchmarks``: 1M events (100k with ``quick``)."""
+    return measure(200, 500) if quick else measure(1000, 1000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)

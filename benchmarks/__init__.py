@@ -1,0 +1,1 @@
+"""runtrace's benchmarks, each against a baseline in the same run: ``python -m benchmarks``."""
