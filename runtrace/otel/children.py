@@ -241,10 +241,13 @@ def on_child_event(
             live.children[key] = None  # reserved: a second start of the same call is skipped
         # Started outside the lock: start_span calls the sampler and every span processor, any
         # of which may cancel or end the run (which closes the children under the lock).
+        context = live.context
+        if context is None:
+            context = live.context = trace.set_span_in_context(live.span)
         try:
             child = tracer.start_span(
                 start.name,
-                context=trace.set_span_in_context(live.span),
+                context=context,
                 attributes=start.attributes,
                 start_time=start.start_ms * _MS if start.start_ms else ns,
             )

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ..hooks import CancellationToken
@@ -68,6 +69,7 @@ class LiveRun:
         "cancel_ns",
         "children",
         "claimed",
+        "context",
         "drops_reported",
         "error_type",
         "final",
@@ -87,6 +89,7 @@ class LiveRun:
         self.run_id = run_id
         self.session_id = session_id
         self.span = span
+        self.context: Context | None = None  # the span as a parent of child spans, made once
         self.owned = owned  # started through Runtrace, which ends it
         self.claimed = not owned  # known to the translator (a framework's span: from its start)
         self.recorded = span.is_recording()  # False when the sampler dropped the span
@@ -139,6 +142,11 @@ class LiveRuns:
 
     def get(self, run_id: str) -> LiveRun | None:
         return self._live.get(run_id)
+
+    def has(self, span_id: int) -> bool:
+        """Whether span ``span_id`` is an open run's (no lock: a span becomes one only at its
+        start, so a span that is not one when it ends never will be)."""
+        return span_id in self._by_span
 
     def for_span(self, span_id: int) -> LiveRun | None:
         return self._by_span.get(span_id)

@@ -96,11 +96,18 @@ class RunSpanProcessor(SpanProcessor):
     # --- SpanProcessor -------------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        # is_run_span and is_own_span in one lookup of runtrace's marker: the SDK's attribute
+        # mapping costs a Python call (and, for a missing key, an exception) per lookup.
         attributes = span.attributes
-        if attributes is not None and is_run_span(attributes):
+        kind = None if attributes is None else attributes.get(sc.SPAN_KIND)
+        if kind is not None:  # runtrace's own span: a run, or a child span that never is one
+            if kind == sc.KIND_RUN:
+                with self.faults.guard("starting a run span"):
+                    self._start_run(span, attributes, span.start_time)  # type: ignore[arg-type]
+        elif attributes is not None and is_run_span(attributes):
             with self.faults.guard("starting a run span"):
                 self._start_run(span, attributes, span.start_time)
-        elif not is_own_span(attributes):  # runtrace's own child spans are never foreign
+        else:
             with self.faults.guard("a foreign span's start"):
                 self.foreign.on_start(span)
 
@@ -108,7 +115,7 @@ class RunSpanProcessor(SpanProcessor):
         context = span.context
         if context is None:
             return
-        ended = self._runs.end(span, context.span_id)
+        ended = self._runs.end(span, context.span_id) if self._runs.has(context.span_id) else None
         if ended is None:
             if not is_own_span(span.attributes):
                 with self.faults.guard("a foreign span's end"):
