@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-QUICK_STARTS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)[:2]
+QUICK_STARTS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)[:3]
 
 
 def test_readme_starts_with_the_install_and_test_commands() -> None:
@@ -26,8 +26,8 @@ def test_readme_starts_with_the_install_and_test_commands() -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    list(zip(QUICK_STARTS, ["completed", "completed 4"], strict=True)),
-    ids=["plain-opentelemetry", "runtrace-with-duckdb"],
+    list(zip(QUICK_STARTS, ["completed", "completed 4", "completed helper 1 True"], strict=True)),
+    ids=["plain-opentelemetry", "runtrace-with-duckdb", "pydantic-ai"],
 )
 def test_quick_start_runs_and_prints_what_it_says(code: str, expected: str, tmp_path) -> None:
     result = subprocess.run(
