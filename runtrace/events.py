@@ -459,6 +459,10 @@ _VALIDATE: dict[str, Callable[[Any], BaseEvent]] = {
 }
 _VALIDATE_GENERIC: Callable[[Any], BaseEvent] = GenericEvent.__pydantic_validator__.validate_python
 
+_FIELDS_SETS: dict[tuple[Any, ...], set[str]] = {}  # (type, *keys) -> the set they all share
+_MAX_SHAPES = 4096
+_set = object.__setattr__
+
 
 def parse_event(obj: BaseEvent | dict[str, Any] | str | bytes | bytearray) -> BaseEvent:
     """Validate ``obj`` into an event model.
@@ -470,7 +474,17 @@ def parse_event(obj: BaseEvent | dict[str, Any] | str | bytes | bytearray) -> Ba
     if isinstance(obj, dict):  # the hot path: an agent's dict
         event_type = obj.get("type")
         validate = _VALIDATE.get(event_type) if type(event_type) is str else None
-        return (validate or _VALIDATE_GENERIC)(obj)
+        model = (validate or _VALIDATE_GENERIC)(obj)
+        # Events with the same fields share one fields-set (frozen models never change it;
+        # pydantic copies it before a model_copy changes it): one object less per stored
+        # event for the garbage collector to walk, the largest share of what a run keeps.
+        key = (event_type, *obj)
+        shared = _FIELDS_SETS.get(key)
+        if shared is not None:
+            _set(model, "__pydantic_fields_set__", shared)
+        elif len(_FIELDS_SETS) < _MAX_SHAPES:
+            _FIELDS_SETS[key] = model.__pydantic_fields_set__
+        return model
     if isinstance(obj, BaseEvent):
         return obj
     if isinstance(obj, (str, bytes, bytearray)):

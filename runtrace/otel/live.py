@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from ..hooks import CancellationToken
 from ..runs import RunSnapshot
+from . import semconv as sc
 
 __all__ = ["ChildKey", "LiveRun", "LiveRuns"]
 
@@ -33,13 +34,27 @@ _Outline = tuple[Any, ...]
 """What the translator needs of an ended run span (no events: the run has them all)."""
 
 
+_OUTLINE_KEYS = (
+    sc.SPAN_KIND,
+    sc.RUN_ID,
+    sc.GEN_AI_CONVERSATION_ID,
+    sc.GEN_AI_AGENT_NAME,
+    sc.RUN_STATUS,
+    sc.ERROR_TYPE,
+)
+"""The attributes of an ended run span the translator reads (the prompt and result are the
+store's already)."""
+
+
 def _outline(span: ReadableSpan) -> _Outline:
+    attributes = span.attributes or {}
+    kept = {key: attributes[key] for key in _OUTLINE_KEYS if key in attributes}
     return (
         span.name,
         span.context,
         span.parent,
         span.resource,
-        span.attributes,
+        kept,
         span.kind,
         span.status,
         span.start_time,
@@ -109,11 +124,13 @@ class LiveRun:
 
 class LiveRuns:
     """The open runs of one processor. ``lock`` also serialises a cancel's check of "current
-    run" with the store's transition (see ``RunSpanProcessor.cancel``)."""
+    run" with the store's transition (see ``RunSpanProcessor.cancel``). The last ``max_ended``
+    own runs that ended unclaimed are remembered in outline, so that a foreign span or log
+    record that turns up under one after its end still attaches to it."""
 
     __slots__ = ("_by_span", "_current", "_ended", "_expected", "_live", "lock", "max_ended")
 
-    def __init__(self, max_ended: int = 20_000) -> None:
+    def __init__(self, max_ended: int = 4096) -> None:
         self.lock = threading.Lock()
         self._live: dict[str, LiveRun] = {}
         self._by_span: dict[int, LiveRun] = {}
