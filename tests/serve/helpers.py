@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from runtrace.serve import LogItem
 
 SENDER = Path(__file__).with_name("sender.py")
+AGENT = Path(__file__).with_name("agent.py")
 
 
 class Collector(SpanProcessor):
@@ -74,6 +75,56 @@ def run_sender(*args: str, check: bool = True) -> dict[str, Any]:
     if check:
         assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout) if done.returncode == 0 else {"stderr": done.stderr}
+
+
+def run_agent(*args: str) -> dict[str, Any]:
+    """Run agent.py in another process to its end; its JSON report."""
+    done = subprocess.run(
+        [sys.executable, str(AGENT), *args], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+class StepAgent:
+    """agent.py in another process, driven step by step: ``step()`` reads where it is,
+    ``go()`` lets it on, ``result()`` waits for its report."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(AGENT), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def step(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise AssertionError(f"the agent stopped: {self.stderr()}")
+        return json.loads(line)
+
+    def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def result(self) -> dict[str, Any]:
+        out, err = self.process.communicate(timeout=180)
+        assert self.process.returncode == 0, err[-3000:]
+        return json.loads(out.splitlines()[-1])
+
+    def stderr(self) -> str:
+        self.process.kill()
+        _, err = self.process.communicate(timeout=30)
+        return err[-3000:]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=30)
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
