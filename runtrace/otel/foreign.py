@@ -45,10 +45,12 @@ class ForeignRuns:
     def on_end(self, span: ReadableSpan) -> None:
         self.assembler.on_end(span)
 
-    def claim(self, span: ReadableSpan, run_id: str, *, adopted: bool) -> None:
+    def claim(
+        self, span: ReadableSpan, run_id: str, *, adopted: bool, reading: SpanReading | None = None
+    ) -> None:
         """``span`` is the processor's run ``run_id``: foreign children attach to it;
         ``adopted``: a framework's agent span (see ``RunAssembler.claim``)."""
-        self.assembler.claim(span, run_id, adopted=adopted)
+        self.assembler.claim(span, run_id, adopted=adopted, reading=reading)
 
     def outcome(self, span_id: int) -> tuple[str | None, str | None, SpanReading] | None:
         """How a claimed run span that just ended should end (see ``RunAssembler.outcome``)."""

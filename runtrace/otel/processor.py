@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any, cast
 
 from opentelemetry import trace
@@ -369,6 +370,7 @@ class RunSpanProcessor(SpanProcessor):
         run_id = attributes.get(sc.RUN_ID)
         expected = None if not run_id else self._runs.take_expected(str(run_id))
         stored = dict(getattr(span, "attributes", None) or attributes)
+        reading = None
         if expected is not None:  # started through Runtrace, which set every runtrace attribute
             prompt, given = expected
             # The caller's own values as given (an int beyond int64 whole, not as its digits).
@@ -385,20 +387,30 @@ class RunSpanProcessor(SpanProcessor):
             agent_name = reading.agent_name
             prompt = reading.prompt or str(attributes.get(sc.RUN_PROMPT, ""))
         run_id = str(run_id)
-        snapshot = self.store.create_run(
+        span_hex = format(context.span_id, "016x")
+        create = partial(
+            self.store.create_run,
             session_id,
             prompt,
-            run_id=run_id,
             agent_name=None if agent_name is None else str(agent_name),
             trace_id=trace_id,
-            span_id=format(context.span_id, "016x"),
+            span_id=span_hex,
             attributes=stored,
             created_at_ms=(_time_ns() if start_ns is None else start_ns) // _NS_PER_MS,
         )
+        try:
+            snapshot = create(run_id=run_id)
+        except ValueError:
+            if expected is not None:
+                raise
+            # A framework's id already taken (a replayed conversation, an id that is not
+            # unique): the translator's rule, the same out of process, keeps both runs.
+            run_id = f"{run_id}-{span_hex}"
+            snapshot = create(run_id=run_id)
         live = LiveRun(run_id, session_id, span, owned=expected is not None)
         self._runs.add(live, context.span_id)
         if expected is None and isinstance(span, ReadableSpan):  # a framework's: claimed now
-            self.foreign.claim(span, run_id, adopted=True)
+            self.foreign.claim(span, run_id, adopted=True, reading=reading)
         self._fan.on_run(snapshot)
         self._fan.on_run_start(snapshot)
         return live

@@ -75,6 +75,21 @@ def test_plain_run_keeps_a_given_run_id(plain: Plain) -> None:
     assert plain.only_run().id == "run-mine"
 
 
+def test_a_framework_run_whose_id_is_taken_is_kept_under_the_id_and_its_span(
+    plain: Plain,
+) -> None:
+    spans = []
+    for _ in range(2):
+        with plain.tracer.start_as_current_span(
+            "invoke_agent", attributes=agent_span_attributes(**{"runtrace.run.id": "run-same"})
+        ) as span:
+            spans.append(span.get_span_context().span_id)
+    ids = {run.id for run in plain.store.list()}
+    assert ids == {"run-same", f"run-same-{spans[1]:016x}"}  # the translator's rule
+    assert plain.processor.faults.counts == {}
+    assert {run.status.value for run in plain.store.list()} == {"completed"}
+
+
 def test_error_status_without_terminal_event_fails_the_plain_run(plain: Plain) -> None:
     with plain.tracer.start_as_current_span(
         "invoke_agent", attributes=agent_span_attributes()

@@ -108,14 +108,23 @@ class RunAssembler(Engine):
 
     # --- feeds -----------------------------------------------------------------------------
 
-    def claim(self, span: ReadableSpan, run_id: str, *, adopted: bool = False) -> None:
+    def claim(
+        self,
+        span: ReadableSpan,
+        run_id: str,
+        *,
+        adopted: bool = False,
+        reading: SpanReading | None = None,
+    ) -> None:
         """``span`` (just started) is run ``run_id``, which its caller records and ends itself
         (the processor's own runs): never create, record or finish it, but attach foreign child
         spans and nested agents to it. Pass its end to :meth:`on_end` as well. ``adopted``: a
         framework's agent span the caller keeps as a live run: it gets ``agent_start`` here and
         is its outer run's subagent, as a run made here would (:meth:`outcome` says how it
-        ended); otherwise one of runtrace's own runs, which records both itself."""
-        reading = self._read(span)
+        ended); otherwise one of runtrace's own runs, which records both itself. ``reading``:
+        the span's, if the caller has just read it."""
+        if reading is None:
+            reading = self._read(span)
         with self._lock:
             self._claim_read(span, reading, run_id, adopted=adopted)
 
