@@ -29,6 +29,7 @@ from runtrace.serve import LogItem
 
 SENDER = Path(__file__).with_name("sender.py")
 AGENT = Path(__file__).with_name("agent.py")
+READER = Path(__file__).with_name("reader.py")
 
 
 class Collector(SpanProcessor):
@@ -84,6 +85,17 @@ def run_agent(*args: str) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def read_runs(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Every run in the database at ``path`` (as agent.describe has it), read by another
+    process while this one may be writing it."""
+    done = subprocess.run(
+        [sys.executable, str(READER), str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs: dict[str, dict[str, Any]] = json.loads(done.stdout)
+    return runs
 
 
 class StepAgent:
