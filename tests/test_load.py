@@ -54,7 +54,10 @@ def test_concurrent_runs_on_threads_and_tasks_lose_nothing(
     path = tmp_path / "load.duckdb"
     provider = TracerProvider()
     provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=receiver.endpoint, timeout=10))
+        # a queue that holds the burst: the SDK's default (2,048 spans) drops spans under it
+        BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=receiver.endpoint, timeout=10), max_queue_size=100_000
+        )
     )
     sink = DuckDBSink(str(path), flush_interval=0.2)
     rt = Runtrace(provider, RunSpanProcessor(sinks=[sink]))
