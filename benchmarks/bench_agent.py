@@ -21,6 +21,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from report import Figure
 
 from runtrace import Runtrace
 
@@ -127,6 +128,26 @@ def measure(runs: int = 300, rounds: int = 5, generic: bool = False) -> dict[str
     bare_provider.shutdown()
     bare_ns, runtrace_ns = statistics.median(bare), statistics.median(ours)
     return {"bare_ns": bare_ns, "runtrace_ns": runtrace_ns, "ratio": runtrace_ns / bare_ns}
+
+
+def figures(quick: bool) -> list[Figure]:
+    """For ``python -m benchmarks``: both workloads, µs per event against bare OpenTelemetry."""
+    runs, rounds = (100, 3) if quick else (300, 5)
+    out = []
+    for generic, flag in ((False, ""), (True, " --generic")):
+        result = measure(runs, rounds, generic)
+        out.append(
+            Figure(
+                name=f"agent workload{' (generic events)' if generic else ''}, per event",
+                value=result["runtrace_ns"] / 1e3,
+                baseline=result["bare_ns"] / 1e3,
+                unit="µs",
+                baseline_name="bare OpenTelemetry",
+                target=1.5,
+                command=f"python benchmarks/bench_agent.py{flag}",
+            )
+        )
+    return out
 
 
 def main() -> None:

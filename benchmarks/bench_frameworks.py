@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from report import Figure
 
 from runtrace import RunSpanProcessor
 
@@ -151,6 +152,30 @@ def measure(
     provider.shutdown()
     bare_provider.shutdown()
     return {name: statistics.median(values) for name, values in sides.items()}
+
+
+def figures(quick: bool) -> list[Figure]:
+    """For ``python -m benchmarks``: per framework span, and per real pydantic-ai run."""
+    result = measure(100, 10, 3, 20) if quick else measure()
+    command = "python benchmarks/bench_frameworks.py"
+    return [
+        Figure(
+            name="pydantic-ai-shaped span through RunSpanProcessor",
+            value=result["runtrace"] / 1e3,
+            baseline=result["bare"] / 1e3,
+            unit="µs",
+            baseline_name="no processor",
+            command=command,
+        ),
+        Figure(
+            name="real pydantic-ai run (TestModel, two tools)",
+            value=result["agent"] / 1e3,
+            baseline=result["bare_agent"] / 1e3,
+            unit="µs",
+            baseline_name="no processor",
+            command=command,
+        ),
+    ]
 
 
 def main() -> None:
