@@ -27,9 +27,9 @@ class Figure:
 
     @property
     def ratio(self) -> float | None:
-        if self.baseline in (None, 0):
+        if not self.baseline:
             return None
-        return self.value / self.baseline  # type: ignore[operator]
+        return self.value / self.baseline
 
     @property
     def met(self) -> bool | None:
