@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import duckdb
 
@@ -239,3 +239,37 @@ def forward(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError(f"no run with id {args.run!r} in {args.db}")
     out.write(f"Forwarded {sent.runs} runs ({sent.spans} spans) to {sent.endpoint}\n")
     return 0
+
+
+def serve(args: argparse.Namespace, out: TextIO) -> int:
+    """Serve until SIGTERM or SIGINT; exit 0 if everything accepted was written."""
+    try:
+        from ..serve import ServeSettings, serve_forever
+        from ..serve.ingest_duckdb import DuckDBIngest
+    except ImportError as exc:
+        raise CommandError(
+            f"runtrace serve needs the serve extra: pip install 'runtrace[serve]' ({exc})"
+        ) from None
+    token = args.token or os.environ.get("RUNTRACE_TOKEN") or None
+    settings = ServeSettings(host=args.host, port=args.port, grpc_port=args.grpc_port, token=token)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("runtrace.serve").setLevel(logging.INFO)
+    ingest = DuckDBIngest(args.db)
+
+    def started(server: Any) -> None:
+        grpc = f", OTLP/gRPC on {server.settings.host}:{server.grpc_port}"
+        out.write(
+            f"runtrace serve: writing {args.db}; OTLP/HTTP on {server.url}"
+            f"{grpc if server.grpc_port else ''}\n"
+            f"  agents: OTEL_EXPORTER_OTLP_ENDPOINT={server.url}\n"
+        )
+        out.flush()
+
+    try:
+        flushed = serve_forever(ingest, settings, on_started=started)
+    except BaseException:
+        ingest.shutdown(10_000)  # the server never started: release the file
+        raise
+    if flushed:
+        out.write(f"runtrace serve: stopped; everything received is in {args.db}\n")
+    return 0 if flushed else 1

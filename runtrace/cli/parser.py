@@ -19,6 +19,7 @@ examples:
   runtrace query tool_stats --format csv
   runtrace query session_timeline -p session_id=sess-7-00001
   runtrace forward --endpoint http://localhost:4318 --since 2h
+  runtrace serve                                  receive OTLP from agents into runtrace.duckdb
 """
 
 
@@ -142,4 +143,45 @@ def build_parser() -> argparse.ArgumentParser:
         "--header", action="append", default=[], metavar="KEY=VALUE", help="an HTTP header"
     )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+
+    p = add(
+        "serve",
+        "Receive OTLP (HTTP and gRPC) from agents in any process or language, as runs in the file.",
+        "runtrace serve --db runs.duckdb   (then OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318)",
+        commands.serve,
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; any other address needs a token)",
+    )
+    p.add_argument(
+        "--port", type=_port, default=4318, help="OTLP/HTTP port (default: 4318; 0: a free one)"
+    )
+    p.add_argument(
+        "--grpc-port",
+        type=_grpc_port,
+        default=4317,
+        metavar="PORT|off",
+        help="OTLP/gRPC port (default: 4317; 0: a free one; off: no gRPC)",
+    )
+    p.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' (default: $RUNTRACE_TOKEN; the variable "
+        "keeps it out of the process list)",
+    )
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is from 0 to 65535, not {port}")
+    return port
+
+
+def _grpc_port(text: str) -> int | None:
+    return None if text.strip().lower() == "off" else _port(text)

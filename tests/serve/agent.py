@@ -3,14 +3,16 @@ pydantic-ai agent on the same provider), exported over OTLP by the SDK's own exp
 pending spans (``AnnounceSink``). It prints, as JSON, its in-process store's records, so the test
 can compare them with what the receiver wrote into its file.
 
-    python agent.py runs  --protocol http|grpc|json --endpoint URL
-    python agent.py live  --protocol http --endpoint URL    (steps driven over stdin/stdout)
-    python agent.py burst --protocol http|grpc --endpoint URL --runs N
+    python agent.py runs  --protocol http,json,grpc --endpoint URL,URL,GRPC_URL
+    python agent.py live  --protocol http --endpoint URL [--runtrace-only]   (steps on stdio)
+    python agent.py burst --protocol http|grpc --endpoint URL --runs N [--pause S]
 
 ``runs``: a completed run with tools and tokens, a failed one, a cancelled one, one with 300
-events, and a pydantic-ai run (TestModel, two tools). ``live``: a runtrace run left open until
-the test says "go", then a pydantic-ai run whose tool waits for "go" too; each step prints one
-JSON line. ``burst``: N small runs at once, exported as fast as the SDK can.
+events, and a pydantic-ai run (TestModel, two tools), over each protocol given. ``live``: a
+runtrace run left open until the test says "go", then a pydantic-ai run whose tool waits for "go"
+too; each step prints one JSON line. ``burst``: N small runs (``--pause`` seconds apart),
+exported as fast as the SDK can; its report also says when each export returned, how, and the
+runs whose span it carried.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from runtrace import RunCancelled, RunSpanProcessor, RunStore, Runtrace
 from runtrace.otel.announce import AnnounceSink
@@ -43,17 +47,43 @@ def _exporter(protocol: str, endpoint: str) -> SpanExporter:
     return Http(endpoint=f"{endpoint}/v1/traces", timeout=60)
 
 
+class Logged(SpanExporter):
+    """The exporter, noting when each export returned, how, and the runs whose span it held."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+        self.exports: list[tuple[float, str, list[str]]] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self.exporter.export(spans)
+        runs = [
+            str((s.attributes or {})["runtrace.run.id"])
+            for s in spans
+            if (s.attributes or {}).get("runtrace.span.kind") == "run"
+        ]
+        self.exports.append((time.time(), result.name, runs))
+        return result
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
 class Agent:
     """runtrace on a provider exporting over OTLP, announcing its runs."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, protocol: str, endpoint: str, args: argparse.Namespace) -> None:
         resource = Resource.create({"service.name": "agent-test"})
         self.provider = TracerProvider(resource=resource)
+        self.exporter = Logged(_exporter(protocol, endpoint))
         self.provider.add_span_processor(
             BatchSpanProcessor(
-                _exporter(args.protocol, args.endpoint),
+                self.exporter,
                 schedule_delay_millis=50,
                 max_export_batch_size=args.batch_size,
+                max_queue_size=1_000_000,  # nothing dropped here while the server is away
             )
         )
         self.store = RunStore()
@@ -176,7 +206,7 @@ def runs(agent: Agent) -> dict[str, Any]:
     return {"runs": agent.records()}
 
 
-def live(agent: Agent) -> dict[str, Any]:
+def live(agent: Agent, framework: bool) -> dict[str, Any]:
     handle = agent.rt.begin_run("sess-live", "keep going", agent_name="worker")
     handle.record({"type": "agent_start", "prompt": "keep going"})
     for turn in range(1, 4):
@@ -188,13 +218,15 @@ def live(agent: Agent) -> dict[str, Any]:
     handle.end()
     agent.flush()
     step("runtrace ended", records=agent.records())
-    _pydantic_ai(agent.provider, waiting=agent)
-    agent.flush()
+    if framework:
+        _pydantic_ai(agent.provider, waiting=agent)
+        agent.flush()
     return {"runs": agent.records()}
 
 
-def burst(agent: Agent, count: int) -> dict[str, Any]:
+def burst(agent: Agent, count: int, pause: float) -> dict[str, Any]:
     for i in range(count):
+        time.sleep(pause)
         with agent.rt.start_run(f"sess-{i % 7}", agent_name="burst") as run:
             run.record({"type": "agent_start", "prompt": f"run {i}"})
             run.record({"type": "tool_start", "id": f"t{i}", "name": "bash"})
@@ -202,26 +234,32 @@ def burst(agent: Agent, count: int) -> dict[str, Any]:
             run.record(end)
             run.record({"type": "agent_end", "text": "ok"})
     agent.flush()
-    return {"runs": agent.records()}
+    return {"runs": agent.records(), "exports": agent.exporter.exports}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["runs", "live", "burst"])
-    parser.add_argument("--protocol", choices=["http", "grpc", "json"], required=True)
-    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--protocol", required=True, help="http, grpc or json; runs: a list")
+    parser.add_argument("--endpoint", required=True, help="its endpoint; runs: one each")
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds before each run")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--no-announce", action="store_true", help="no AnnounceSink")
+    parser.add_argument("--runtrace-only", action="store_true", help="live: no pydantic-ai run")
     args = parser.parse_args()
-    agent = Agent(args)
-    if args.mode == "runs":
-        result = runs(agent)
-    elif args.mode == "live":
-        result = live(agent)
+    protocols, endpoints = args.protocol.split(","), args.endpoint.split(",")
+    if args.mode == "runs":  # the same runs over each protocol, on a provider each
+        agents = [Agent(p, e, args) for p, e in zip(protocols, endpoints, strict=True)]
+        result = {"runs": [r for agent in agents for r in runs(agent)["runs"]]}
     else:
-        result = burst(agent, args.runs)
-    agent.provider.shutdown()
+        agents = [Agent(protocols[0], endpoints[0], args)]
+        if args.mode == "live":
+            result = live(agents[0], framework=not args.runtrace_only)
+        else:
+            result = burst(agents[0], args.runs, args.pause)
+    for agent in agents:
+        agent.provider.shutdown()
     json.dump(result, sys.stdout)
     print(flush=True)
 

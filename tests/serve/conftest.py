@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve.helpers import Collector
+from serve.helpers import Collector, Reader
 
 from runtrace.serve import BufferedIngest, Server
 from runtrace.serve.ingest_duckdb import DuckDBIngest
@@ -57,3 +57,11 @@ def duckdb_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop(30)
+
+
+@pytest.fixture
+def reader() -> Iterator[Reader]:
+    """A reader of databases in another process (see ``Reader``)."""
+    process = Reader()
+    yield process
+    process.close()

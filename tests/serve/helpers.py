@@ -87,15 +87,34 @@ def run_agent(*args: str) -> dict[str, Any]:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def read_runs(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Every run in the database at ``path`` (as agent.describe has it), read by another
-    process while this one may be writing it."""
-    done = subprocess.run(
-        [sys.executable, str(READER), str(path)], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    runs: dict[str, dict[str, Any]] = json.loads(done.stdout)
-    return runs
+class Reader:
+    """Reads databases from another process, as a reader of a file the server (in this
+    process) writes must: ``runs(path)``, every run in it as agent.describe has it."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(READER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def runs(self, path: str | Path) -> dict[str, dict[str, Any]]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(f"{path}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.kill()
+            raise AssertionError(f"the reader stopped: {self.process.communicate()[1][-3000:]}")
+        runs: dict[str, dict[str, Any]] = json.loads(line)
+        return runs
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=30)
 
 
 class StepAgent:

@@ -1,7 +1,8 @@
-"""A reader of the database in another process, as the CLI or a notebook reads it while the
-server writes (two connections of one process to one file would share its transactions).
+"""A reader of databases in another process, as the CLI or a notebook reads one while the
+server writes it (two connections of one process to one file share its transactions).
 
-    python reader.py PATH    prints every run (as agent.describe has it) as JSON
+    python reader.py        then one path a line on stdin: one line of JSON on stdout each,
+                            every run in that file as agent.describe has it
 """
 
 from __future__ import annotations
@@ -14,4 +15,6 @@ from agent import describe
 from runtrace.duckdb import load_records
 
 if __name__ == "__main__":
-    json.dump({r.snapshot.id: describe(r) for r in load_records(sys.argv[1])}, sys.stdout)
+    for line in sys.stdin:
+        runs = {r.snapshot.id: describe(r) for r in load_records(line.strip())}
+        print(json.dumps(runs), flush=True)

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from serve.agent import describe
-from serve.helpers import StepAgent, read_runs, wait_for
+from serve.helpers import Reader, StepAgent, wait_for
 
 from runtrace import RunSpanProcessor, RunStore, Runtrace
 from runtrace.otel.announce import AnnounceSink
@@ -21,16 +21,15 @@ from runtrace.serve import Server
 from runtrace.serve.live import ReceivedRuns
 
 
-def _file_run(path: str, run_id: str) -> dict[str, Any] | None:
-    """The run as a reader of the file sees it now (None until it is there)."""
-    return read_runs(path).get(run_id)
-
-
 def test_runs_from_another_process_show_while_they_run_and_end_with_their_span(
-    duckdb_server: Callable[..., Server],
+    duckdb_server: Callable[..., Server], reader: Reader
 ) -> None:
     server = duckdb_server()
     path = server.ingest.path  # type: ignore[attr-defined]
+
+    def _file_run(path: str, run_id: str) -> dict[str, Any] | None:
+        return reader.runs(path).get(run_id)  # as a reader of the file sees it now
+
     agent = StepAgent("live", "--protocol", "http", "--endpoint", server.url)
     try:
         step = agent.step()  # a runtrace run, open, four events recorded and announced
@@ -52,7 +51,7 @@ def test_runs_from_another_process_show_while_they_run_and_end_with_their_span(
         result: dict[str, Any] = {}
 
         def framework_open() -> bool:
-            found = [r for r in read_runs(path).values() if r["agent_name"] == "helper"]
+            found = [r for r in reader.runs(path).values() if r["agent_name"] == "helper"]
             if found:
                 result.update(found[0])
             return bool(found)
