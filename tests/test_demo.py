@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import Counter
 
 import pytest
 from conftest import DEMO_RUNS, DEMO_SEED
 
-from runtrace.demo import AGENTS, TOOLS, DemoResult, plan_workload
+from runtrace.demo import AGENTS, TOOLS, DemoResult, plan_workload, run_demo
 
 
 def test_the_same_seed_plans_the_same_workload() -> None:
@@ -116,3 +117,11 @@ def test_interrupted_runs_stay_open_and_owned_by_the_recording_process(
     }  # fmt: skip
     assert {run_id for run_id, _, _ in rows} == interrupted
     assert all(ended is None and pid == os.getpid() for _, ended, pid in rows)
+
+
+def test_the_demo_leaves_the_garbage_collector_as_it_found_it(tmp_path) -> None:
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    result = run_demo(tmp_path / "gc.duckdb", runs=5, seed=DEMO_SEED)
+    assert len(result.run_ids) == 5
+    assert gc.get_threshold() == thresholds
+    assert gc.get_freeze_count() == frozen
