@@ -12,8 +12,8 @@ Side by side, on the same senders:
 - serve: ``runtrace serve`` (uvicorn + Starlette) decoding every span into an SDK ``ReadableSpan``
   and handing it to the ingest: ``--ingest discard`` (counts and drops), ``buffered`` (a
   ``BufferedIngest`` over a span processor that does nothing: the queue and worker thread too),
-  or ``duckdb`` (``runtrace.serve.ingest_duckdb.DuckDBIngest(path)``, once that exists: timed
-  until flushed, i.e. queryable in SQL).
+  or ``duckdb`` (``runtrace.serve.DuckDBIngest(path)``, what ``runtrace serve`` runs: timed until
+  every run is queryable in SQL, a ``count(*)`` over the file through ``runtrace.connect``).
 
 Run: ``python benchmarks/bench_serve.py [--senders 3] [--runs 300] [--protocol http|grpc]
 [--ingest discard|buffered|duckdb] [--repeat 3]``. Target (issue 13): at least 10,000 spans/s
@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from runtrace.serve import BufferedIngest, LogItem, Server
+from runtrace import connect
+from runtrace.serve import BufferedIngest, DuckDBIngest, LogItem, Server
 
 BATCH = 512
 
@@ -80,7 +81,8 @@ def sender(args: argparse.Namespace) -> None:
         import grpc
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-        stub = trace_service_pb2_grpc.TraceServiceStub(grpc.insecure_channel(args.endpoint))
+        channel = grpc.insecure_channel(args.endpoint)
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)  # type: ignore[no-untyped-call]
 
         def send(request: Any) -> None:
             stub.Export(request, timeout=60)
@@ -194,10 +196,6 @@ def _serve_once(args: argparse.Namespace) -> tuple[int, float]:
     elif args.ingest == "buffered":
         ingest = BufferedIngest(_Nothing())
     else:
-        try:
-            from runtrace.serve.ingest_duckdb import DuckDBIngest  # type: ignore[import-not-found]
-        except ImportError:
-            raise SystemExit("--ingest duckdb needs runtrace.serve.ingest_duckdb") from None
         tmp = tempfile.TemporaryDirectory()
         ingest = DuckDBIngest(Path(tmp.name) / "runs.duckdb")
     grpc_port = 0 if args.protocol == "grpc" else None
@@ -206,8 +204,16 @@ def _serve_once(args: argparse.Namespace) -> tuple[int, float]:
     try:
         total, seconds = _drive(args, endpoint, args.protocol)  # all accepted
         flush_start = time.perf_counter()
-        if not ingest.force_flush(600_000):  # and (duckdb) queryable
+        if not ingest.force_flush(600_000):  # and (duckdb) written
             raise SystemExit("the ingest did not flush")
+        if isinstance(ingest, DuckDBIngest):  # queryable: every run, counted in SQL
+            con = connect(ingest.path)
+            try:
+                (row,) = con.execute("SELECT count(*) FROM runs").fetchall()
+            finally:
+                con.close()
+            if row[0] != args.senders * args.runs:
+                raise SystemExit(f"{args.senders * args.runs} runs sent, {row[0]} in the file")
         seconds += time.perf_counter() - flush_start
         received = server.receiver.metrics()["spans_received"]
         if received != total:

@@ -244,8 +244,7 @@ def forward(args: argparse.Namespace, out: TextIO) -> int:
 def serve(args: argparse.Namespace, out: TextIO) -> int:
     """Serve until SIGTERM or SIGINT; exit 0 if everything accepted was written."""
     try:
-        from ..serve import ServeSettings, serve_forever
-        from ..serve.ingest_duckdb import DuckDBIngest
+        from ..serve import DuckDBIngest, ServeSettings, serve_forever
     except ImportError as exc:
         raise CommandError(
             f"runtrace serve needs the serve extra: pip install 'runtrace[serve]' ({exc})"

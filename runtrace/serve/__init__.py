@@ -5,6 +5,8 @@ records into OpenTelemetry SDK objects and hands them to an ingest.
 - :class:`ServeSettings` / :class:`Limits`: where it listens, the token, what a request may carry.
 - :class:`Ingest`: what decoded spans (``ReadableSpan``) and log records (:class:`LogItem`) go to;
   :class:`BufferedIngest` puts a bounded queue and a worker thread in front of a span processor.
+- :class:`DuckDBIngest`: the ingest of ``runtrace serve``, runs in a DuckDB file, as in-process;
+  :class:`ReceivedRuns` shows received runs before their run span arrives.
 - :func:`parse_traces` / :func:`decode_spans` (and the logs pair): the decoding on its own.
 """
 
@@ -22,6 +24,8 @@ from .ingest import (
     ReportsFlushLag,
     ReportsOpenRuns,
 )
+from .ingest_duckdb import DuckDBIngest
+from .live import ReceivedRuns
 from .parse import RequestDecodeError, parse_logs, parse_traces
 from .receive import Outcome, Receiver
 from .server import Server, serve_forever
@@ -30,6 +34,7 @@ from .settings import Limits, ServeConfigError, ServeSettings
 __all__ = [
     "BufferedIngest",
     "Decoded",
+    "DuckDBIngest",
     "Ingest",
     "IngestClosed",
     "IngestRejected",
@@ -37,6 +42,7 @@ __all__ = [
     "LogItem",
     "Outcome",
     "QueueFull",
+    "ReceivedRuns",
     "Receiver",
     "ReportsFlushLag",
     "ReportsOpenRuns",

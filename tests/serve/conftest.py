@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from serve.helpers import Collector, Reader
 
-from runtrace.serve import BufferedIngest, Server
-from runtrace.serve.ingest_duckdb import DuckDBIngest
+from runtrace.serve import BufferedIngest, DuckDBIngest, Server
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from serve.helpers import run_agent, run_sender
 from runtrace import RunSpanProcessor, Runtrace, connect
 from runtrace.duckdb import load_records, recover_interrupted, run_query
 from runtrace.otel.announce import AnnounceSink
-from runtrace.serve import Server
-from runtrace.serve.ingest_duckdb import DuckDBIngest
+from runtrace.serve import DuckDBIngest, Server
 
 Start = Callable[..., Server]
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +22,9 @@ from serve.agent import describe
 from serve.helpers import Reader, StepAgent, wait_for
 
 from runtrace import RunSpanProcessor, RunStore, Runtrace
+from runtrace.duckdb import load_records
 from runtrace.otel.announce import AnnounceSink
-from runtrace.serve import Server
-from runtrace.serve.live import ReceivedRuns
+from runtrace.serve import ReceivedRuns, Server
 
 
 def test_runs_from_another_process_show_while_they_run_and_end_with_their_span(
@@ -259,3 +265,21 @@ async def _cancelled_pydantic_ai(provider: TracerProvider) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def test_the_announce_example_in_the_docs_shows_its_run_in_the_file(
+    duckdb_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "serve.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(encoding="utf-8"), re.S)
+    (example,) = [textwrap.dedent(b) for b in blocks if "AnnounceSink" in b]
+    server = duckdb_server()
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": server.url}
+    done = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, env=env, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert server.ingest.force_flush(30_000)
+    (record,) = load_records(server.ingest.path)  # type: ignore[attr-defined]
+    assert (record.snapshot.agent_name, record.snapshot.status.value) == ("planner", "completed")
+    assert [e.event.type for e in record.events] == ["agent_start"]
