@@ -13,13 +13,14 @@ import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from serve.agent import describe
 from serve.helpers import run_agent, run_sender
 
-from runtrace import RunSpanProcessor, Runtrace, connect
+from runtrace import RunSpanProcessor, RunStore, Runtrace, connect
 from runtrace.duckdb import load_records, recover_interrupted, run_query
 from runtrace.otel.announce import AnnounceSink
-from runtrace.serve import DuckDBIngest, Server
+from runtrace.serve import DuckDBIngest, LogItem, Server
 
 Start = Callable[..., Server]
 
@@ -178,3 +179,69 @@ def _in_parallel(n: int, fn: Callable[[], Any]) -> list[Any]:
 def test_retention_must_be_a_whole_number(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="retention must be an integer >= 0, got -1"):
         DuckDBIngest(tmp_path / "x.duckdb", retention=-1)
+
+
+def test_a_framework_run_a_previous_server_left_open_is_continued_and_written_whole(
+    tmp_path: Path,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    store = RunStore()
+    Runtrace(provider, RunSpanProcessor(store))  # the run as recorded in its own process
+    _pydantic_ai_run(provider)
+    spans = exporter.get_finished_spans()
+    assert spans[0].name == "chat test" and spans[-1].name == "invoke_agent helper"
+    path = tmp_path / "runs.duckdb"
+
+    first = DuckDBIngest(path, flush_interval=0.1)
+    first.spans(spans[:1])  # its first model call: the run shows, open
+    assert first.force_flush(30_000)
+    first.shutdown()
+    con = connect(path)
+    left = con.execute("SELECT status, event_count, owner_pid FROM runs").fetchall()
+    con.close()
+    assert left == [("executing", 3, None)]  # agent_start, turn_start, turn_end
+
+    second = DuckDBIngest(path, flush_interval=0.1)
+    for span in spans[1:]:
+        second.spans([span])  # the rest, one request each
+    assert second.force_flush(30_000)
+    second.shutdown()
+    (stored,) = load_records(path)
+    (recorded,) = store.records()
+    assert describe(stored) == {**describe(recorded), "events": describe(stored)["events"]}
+    assert sorted(t for _, t in describe(stored)["events"]) == sorted(
+        t for _, t in describe(recorded)["events"]
+    )  # the file's first events, then this server's, the run started once
+    run_id = recorded.snapshot.id
+    assert _event_rows(str(path)) == [(run_id, s) for s in range(len(recorded.events))]
+
+
+def test_log_records_with_no_event_name_or_span_are_counted_not_recorded(tmp_path: Path) -> None:
+    ingest = DuckDBIngest(tmp_path / "runs.duckdb")
+    ingest.logs(
+        [
+            LogItem(1, 2, "", {}, "an application log line", 1, {}),
+            LogItem(0, 0, "note", {}, None, 1, {}),
+        ]
+    )
+    assert ingest.force_flush(30_000)
+    assert ingest.logs_ignored == 2 and ingest.processor.foreign.stats.logs_seen == 0
+    ingest.shutdown()
+
+
+def _pydantic_ai_run(provider: TracerProvider) -> None:
+    from pydantic_ai import Agent
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+    from pydantic_ai.models.test import TestModel
+
+    helper: Any = Agent(TestModel(), name="helper")
+    helper.instrument = InstrumentationSettings(tracer_provider=provider)
+
+    @helper.tool_plain
+    def lookup(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    helper.run_sync("what is the weather?")

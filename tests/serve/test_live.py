@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ from serve.helpers import Reader, StepAgent, wait_for
 from runtrace import RunSpanProcessor, RunStore, Runtrace
 from runtrace.duckdb import load_records
 from runtrace.otel.announce import AnnounceSink
+from runtrace.runs import RunEventRecord, RunSnapshot
 from runtrace.serve import ReceivedRuns, Server
 
 
@@ -109,6 +111,25 @@ class Recorded:
 
     def got(self) -> dict[str, dict[str, Any]]:
         return {r.snapshot.id: describe(r) for r in self.processor.store.records()}
+
+
+class ShutSink:
+    """A sink that only remembers being shut down."""
+
+    def __init__(self) -> None:
+        self.shut = False
+
+    def on_run(self, snapshot: RunSnapshot) -> None:
+        pass
+
+    def on_event(self, snapshot: RunSnapshot, record: RunEventRecord) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: int = 30_000) -> None:
+        self.shut = True
 
 
 def _kind(span: ReadableSpan) -> str | None:
@@ -283,3 +304,27 @@ def test_the_announce_example_in_the_docs_shows_its_run_in_the_file(
     (record,) = load_records(server.ingest.path)  # type: ignore[attr-defined]
     assert (record.snapshot.agent_name, record.snapshot.status.value) == ("planner", "completed")
     assert [e.event.type for e in record.events] == ["agent_start"]
+
+
+def test_a_stop_leaves_received_runs_open_and_logs_what_waited_for_its_run_span(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = ShutSink()
+    setup = Recorded()
+    setup.processor = RunSpanProcessor(RunStore(), sinks=[sink])
+    setup.received = ReceivedRuns(setup.processor)
+    tracer = setup.provider.get_tracer("framework")
+    tool = {"gen_ai.operation.name": "execute_tool"}
+    with tracer.start_as_current_span("step"), tracer.start_as_current_span("t", attributes=tool):
+        pass
+    handle = setup.rt.begin_run("sess-1")  # open in its process
+    tool_span, _, pending = setup.spans()
+    setup.deliver([tool_span, pending])  # the tool waits for its parent; the run is shown
+    with caplog.at_level(logging.WARNING, "runtrace.serve"):
+        setup.received.shutdown()
+    assert sink.shut  # the sinks were shut down, but no run was ended or made up:
+    (run,) = setup.processor.store.list()
+    assert run.id == handle.id and run.ended_at_ms is None
+    assert "1 received spans or log records were still waiting for their run's span" in caplog.text
+    handle.end()
+    setup.provider.shutdown()
