@@ -1,13 +1,13 @@
 """Runs from other instrumentations' spans: the translator wired to the processor's store, sinks
 and hooks.
 
-Every span that runtrace did not start goes here (:class:`ForeignRuns` is the processor's
-``ForeignSpans``): the :class:`~runtrace.otel.translate.RunAssembler` decides which of them are
-runs and what their events are, and its changes reach the same store, sinks and hooks as a run
-recorded through :class:`~runtrace.Runtrace`. runtrace's own runs are *claimed* when a foreign
-span or log record first turns up under one (the processor's ``claimer``), so framework spans
-made inside them (a pydantic-ai agent called in ``start_run``) attach to them, and runs without
-any cost the translator nothing.
+Every span that runtrace did not start goes here (``processor.foreign``): the
+:class:`~runtrace.otel.translate.RunAssembler` decides which of them are runs and what their
+events are, and its changes reach the same store, sinks and hooks as a run recorded through
+:class:`~runtrace.Runtrace`. runtrace's own runs are *claimed* when a foreign span or log record
+first turns up under one (the processor's ``claimer``), so framework spans made inside them (a
+pydantic-ai agent called in ``start_run``) attach to them, and runs without any cost the
+translator nothing.
 """
 
 from __future__ import annotations
