@@ -196,11 +196,16 @@ def step(name: str, **data: Any) -> None:
         raise SystemExit("the test did not say go")
 
 
+def runtrace_runs(rt: Runtrace) -> None:
+    """Completed (with tools and tokens), failed, cancelled, and one of 300 events."""
+    _completed(rt)
+    _failed(rt)
+    _cancelled(rt)
+    _long(rt)
+
+
 def runs(agent: Agent) -> dict[str, Any]:
-    _completed(agent.rt)
-    _failed(agent.rt)
-    _cancelled(agent.rt)
-    _long(agent.rt)
+    runtrace_runs(agent.rt)
     _pydantic_ai(agent.provider)
     agent.flush()
     return {"runs": agent.records()}

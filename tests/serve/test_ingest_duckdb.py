@@ -14,7 +14,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from serve.agent import describe
+from serve.agent import describe, runtrace_runs
 from serve.helpers import run_agent, run_sender
 
 from runtrace import RunSpanProcessor, RunStore, Runtrace, connect
@@ -74,7 +74,12 @@ def test_without_announcements_runs_arrive_whole_but_for_what_their_span_dropped
     duckdb_server: Start,
 ) -> None:
     server = duckdb_server()
-    sent = run_agent("runs", "--protocol", "http", "--endpoint", server.url, "--no-announce")
+    provider = TracerProvider()  # here, as the exporter's process is not what this is about
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(f"{server.url}/v1/traces")))
+    rt = Runtrace(provider, RunSpanProcessor())
+    runtrace_runs(rt)
+    provider.shutdown()
+    sent = {"runs": [describe(r) for r in rt.store.records()]}
     stored = _stored(server)
     for run in sent["runs"]:
         got = stored[run["id"]]

@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve.agent import describe
-from serve.helpers import StepAgent, run_agent, wait_for
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from serve.agent import describe, runtrace_runs
+from serve.helpers import StepAgent, wait_for
 
-from runtrace import connect
+from runtrace import RunSpanProcessor, Runtrace, connect
+from runtrace.cli import main
 from runtrace.duckdb import load_records
+from runtrace.otel.announce import AnnounceSink
 
 
 def read_runs(db: Path) -> dict[str, dict[str, Any]]:
@@ -78,25 +84,31 @@ def test_serve_listens_where_it_says_and_stops_on_sigterm_with_everything_writte
     db = tmp_path / "runs.duckdb"
     server = Serve(db, "--port", "0", "--grpc-port", "off", env={"RUNTRACE_TOKEN": ""})
     started.append(server)
-    sent = run_agent("burst", "--protocol", "http", "--endpoint", server.url, "--runs", "5")
-    code, out, err = server.stop()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(f"{server.url}/v1/traces")))
+    sent = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(sent))
+    announce = AnnounceSink(provider.get_tracer("announce"))
+    rt = Runtrace(provider, RunSpanProcessor(sinks=[announce]))
+    runtrace_runs(rt)
+    provider.shutdown()
+    code, out, err = server.stop()  # right away: it drains before it exits
     assert code == 0, err
     assert f"everything received is in {db}" in out
-    assert "spans 15 received" in err  # the counters, logged once more at the stop
-    stored = read_runs(db)
-    assert stored == {r["id"]: r for r in sent["runs"]}
+    spans = len(sent.get_finished_spans())
+    assert f"spans {spans} received" in err  # the counters, logged once more at the stop
+    assert read_runs(db) == {r.snapshot.id: describe(r) for r in rt.store.records()}
 
 
-def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [*SERVE, "--db", str(tmp_path / "x.duckdb"), "--host", "0.0.0.0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if k != "RUNTRACE_TOKEN"},
-    )
-    assert done.returncode == 1
-    assert "refusing to listen on 0.0.0.0 without a token" in done.stderr
+def test_serve_refuses_a_public_address_without_a_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUNTRACE_TOKEN", raising=False)
+    db = tmp_path / "x.duckdb"
+    assert main(["serve", "--db", str(db), "--host", "0.0.0.0"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("runtrace serve: error: refusing to listen on 0.0.0.0 without a token")
+    assert not db.exists()  # refused before anything was opened
 
 
 def test_a_sigkill_mid_ingest_then_a_restart_loses_nothing_retried_and_stores_nothing_twice(
