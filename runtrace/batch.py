@@ -8,6 +8,11 @@ waiting), one export at a time. A fork gives the child a fresh queue, locks and 
 queue either blocks the producer (back-pressure, up to ``block_timeout``) or hands its oldest
 items to a spill callback the exporter supplies; either way it is counted, never silent. It
 knows nothing of what it exports: no DuckDB here.
+
+An item may be two queue entries, queued by one ``deque.extend`` (atomic: no other
+producer's entries land between them). A sink handed two objects per event queues them as two
+entries instead of a tuple: the agent's thread then leaves no new object behind per event for
+the cyclic GC to walk again and again while the queue is long.
 """
 
 from __future__ import annotations
@@ -91,6 +96,9 @@ class BatchProcessor(Generic[T]):
     each (checking it costs no lock). ``spill`` (a callable taking a list of items) is
     required with ``when_full="spill"`` and used after a timed-out wait with ``"block"``.
     Shuts down at interpreter exit and when a ``multiprocessing`` child's work returns.
+
+    With ``width=2`` an item is two entries, queued with :meth:`submit_pair`; sizes count
+    items, and the exporter and the spill callback get flat lists of whole items.
     """
 
     def __init__(
@@ -106,6 +114,7 @@ class BatchProcessor(Generic[T]):
         spill: Callable[[list[T]], None] | None = None,
         fork_timeout: float = 10.0,
         faults: Faults | None = None,
+        width: int = 1,
     ) -> None:
         if schedule_delay <= 0:
             raise ValueError(f"schedule_delay must be positive, not {schedule_delay!r}")
@@ -117,6 +126,8 @@ class BatchProcessor(Generic[T]):
             raise ValueError(f"max_queue_size must be at least 1, not {max_queue_size!r}")
         if block_timeout < 0:
             raise ValueError(f"block_timeout must not be negative, not {block_timeout!r}")
+        if width not in (1, 2):
+            raise ValueError(f"width must be 1 or 2, not {width!r}")
         try:
             self.when_full = WhenFull(when_full)
         except ValueError:
@@ -132,8 +143,9 @@ class BatchProcessor(Generic[T]):
         self.block_timeout = block_timeout
         self.fork_timeout = fork_timeout
         self._spill = spill
-        self._admit = max_queue_size
-        self._wake_at = max_export_batch_size - 1
+        self.width = width
+        self._admit = max_queue_size * width  # in entries, as the hot path counts them
+        self._wake_at = (max_export_batch_size - 1) * width
         self._faults = faults if faults is not None else Faults("runtrace.batch")
         self._closed = False
         self._thread_error: Exception | None = None
@@ -162,7 +174,7 @@ class BatchProcessor(Generic[T]):
     # -- producers -------------------------------------------------------------------------
 
     def submit(self, item: T) -> None:
-        """Queue ``item``; blocks (or spills) only when the queue is full.
+        """Queue ``item`` (``width`` 1); blocks (or spills) only when the queue is full.
 
         The agent's hot path: one length check (``_admit`` is 0 once shut down), no lock.
         """
@@ -176,9 +188,23 @@ class BatchProcessor(Generic[T]):
         if self._closed:
             self._after_shutdown += 1
             return
-        self._when_full(item)
+        self._when_full((item,))
 
-    def _when_full(self, item: T) -> None:
+    def submit_pair(self, first: T, second: T) -> None:
+        """Queue one item of two entries (``width`` 2) together; as :meth:`submit` otherwise."""
+        queue = self._queue
+        n = len(queue)
+        if n < self._admit:
+            queue.extend((first, second))  # atomic: one C call that runs no Python code
+            if n >= self._wake_at:
+                self._wake.set()
+            return
+        if self._closed:
+            self._after_shutdown += 1
+            return
+        self._when_full((first, second))
+
+    def _when_full(self, entries: tuple[T, ...]) -> None:
         self._wake.set()
         if self.when_full is WhenFull.BLOCK:
             with self._room:
@@ -186,7 +212,7 @@ class BatchProcessor(Generic[T]):
                 self._blocked += 1
                 try:
                     admitted = self._room.wait_for(
-                        lambda: self._closed or len(self._queue) < self.max_queue_size,
+                        lambda: self._closed or len(self._queue) < self._admit,
                         self.block_timeout,
                     )
                 finally:
@@ -195,7 +221,7 @@ class BatchProcessor(Generic[T]):
                 self._after_shutdown += 1
                 return
             if admitted:
-                self._queue.append(item)
+                self._queue.extend(entries)
                 return
             if self._spill is None:
                 self._dropped += 1
@@ -211,11 +237,11 @@ class BatchProcessor(Generic[T]):
         try:
             self._spill_oldest()
         finally:  # queued even when the fault policy re-raises a failed spill
-            self._queue.append(item)
+            self._queue.extend(entries)
 
     def _spill_oldest(self) -> None:
         with self._spill_lock:
-            if len(self._queue) < self.max_queue_size:
+            if len(self._queue) < self._admit:
                 return  # another producer spilled meanwhile
             items = self._take(self.max_export_batch_size)
         if not items or self._spill is None:
@@ -227,14 +253,15 @@ class BatchProcessor(Generic[T]):
                 self._queue.extendleft(reversed(items))
             with self._room:
                 self._spill_failures += 1
-            self._faults.report(f"{self.name}: spilling {len(items)} items")
+            self._faults.report(f"{self.name}: spilling {len(items) // self.width} items")
             return
         with self._room:
-            self._spilled += len(items)
+            self._spilled += len(items) // self.width
 
     def _take(self, limit: int) -> list[T]:
+        """Up to ``limit`` items off the head of the queue, as a flat list of entries."""
         with self._take_lock:
-            n = min(len(self._queue), limit)
+            n = min(len(self._queue), limit * self.width)
             popleft = self._queue.popleft
             items = [popleft() for _ in range(n)]
         if self._waiting:
@@ -247,12 +274,12 @@ class BatchProcessor(Generic[T]):
     def _batches(self) -> Iterator[list[T]]:
         """What is queued now, in batches: later items wait for the next export, so one
         export never takes longer than the backlog it started with."""
-        budget = len(self._queue)
+        budget = len(self._queue) // self.width
         while budget > 0:
             batch = self._take(min(budget, self.max_export_batch_size))
             if not batch:
                 return
-            budget -= len(batch)
+            budget -= len(batch) // self.width
             yield batch
 
     def _export(self) -> None:
@@ -321,7 +348,7 @@ class BatchProcessor(Generic[T]):
             _log.warning(
                 "runtrace: %s: shutdown timed out behind an export; %d items still queued",
                 self.name,
-                len(self._queue),
+                len(self._queue) // self.width,
             )
             return False
         try:
@@ -346,13 +373,13 @@ class BatchProcessor(Generic[T]):
         return self._thread.is_alive()
 
     def queued(self) -> list[T]:
-        """A copy of the items waiting now."""
+        """A copy of the items waiting now (flat: ``width`` entries an item)."""
         return list(self._queue)
 
     @property
     def stats(self) -> QueueStats:
         return QueueStats(
-            queued=len(self._queue),
+            queued=len(self._queue) // self.width,
             blocked=self._blocked,
             spilled=self._spilled,
             spill_failures=self._spill_failures,

@@ -3,6 +3,7 @@ deadline per flush and shutdown, faults surfaced, and a fresh queue and thread a
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -316,9 +317,52 @@ def test_a_fault_outside_tests_is_logged_and_counted(caplog: pytest.LogCaptureFi
     p.shutdown()
 
 
+def test_pairs_stay_whole_in_batches_and_sizes_count_pairs() -> None:
+    exporter = ListExporter()
+    p = processor(exporter, max_export_batch_size=2, width=2)
+    for i in range(1, 6):
+        p.submit_pair(i, -i)
+    assert p.stats.queued == 5
+    assert p.force_flush()
+    assert exporter.batches == [[1, -1, 2, -2], [3, -3, 4, -4], [5, -5]]
+    p.shutdown()
+
+
+def test_a_full_queue_of_pairs_spills_whole_pairs_and_counts_pairs() -> None:
+    exporter = ListExporter()
+    spilled: list[list[int]] = []
+    p = processor(
+        exporter, max_queue_size=2, max_export_batch_size=1, when_full="spill",
+        spill=spilled.append, width=2,
+    )  # fmt: skip
+    with p.exclusive():  # the writer is busy: the queue can only fill up
+        for i in range(1, 5):
+            p.submit_pair(i, -i)
+        assert spilled == [[1, -1], [2, -2]]
+        assert (p.stats.spilled, p.stats.queued) == (2, 2)
+    assert p.force_flush()
+    assert exporter.items == [3, -3, 4, -4]
+    p.shutdown()
+
+
+def test_queuing_a_pair_leaves_no_object_behind_for_the_cyclic_gc() -> None:
+    p = processor(ListExporter(), width=2)
+    payload = [[i] for i in range(1_000)]  # GC-tracked objects, like snapshots and records
+    with p.exclusive():
+        gc.collect()
+        before = len(gc.get_objects())
+        for item in payload:
+            p.submit_pair(item, item)
+        after = len(gc.get_objects())
+    assert p.stats.queued == 1_000
+    assert after - before < 50  # a tuple per item would be 1,000
+    p.shutdown()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        ({"width": 3}, "width must be 1 or 2"),
         ({"schedule_delay": 0}, "schedule_delay"),
         ({"max_export_batch_size": 0}, "max_export_batch_size"),
         ({"max_queue_size": 0}, "max_queue_size"),

@@ -1,11 +1,12 @@
 """Batches: what the sink's queue holds, turned into Arrow tables for one write.
 
-Each queued item is a snapshot, with the event record it came with (or None for a change
-without an event). A batch appends every event and upserts each changed run's newest
-snapshot once. The builder remembers the version it last wrote of each run, so a stale
-snapshot queued late (a race between agent threads) never overwrites a newer one. An item
-that cannot be serialised costs only itself: the batch is rebuilt item by item, and what is
-lost is counted and logged.
+The queue holds two entries per change: a run's snapshot, then the event record that made it
+(None for a change without an event). An export appends every event, batch by batch, and
+upserts each changed run's newest snapshot once, at its end: a run that got 10,000 events in
+one flush costs one ``runs`` row, not 10,000. The builder remembers the version it last wrote
+of each run, so a stale snapshot queued late (a race between agent threads) never overwrites
+a newer one. An item that cannot be serialised costs only itself: the batch is rebuilt item by
+item, and what is lost is counted and logged.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import cast
 
 import pyarrow as pa
 
@@ -36,15 +38,34 @@ from .stats import Counters
 
 _log = logging.getLogger("runtrace.duckdb")
 
-Item = tuple[RunSnapshot, RunEventRecord | None]
-"""What the sink queues: a run's snapshot, and the event record that made it (if any)."""
+Entry = RunSnapshot | RunEventRecord | None
+"""A queue entry of the sink; each change is two: its snapshot, then its record or None."""
+
+Newest = dict[str, RunSnapshot]
+"""The newest snapshot of each run seen so far in one export."""
 
 MAX_ENDED_KEYS = 100_000
 """How many ended runs a builder remembers the written version of (the most recent ones)."""
 
 
+def split(entries: list[Entry]) -> tuple[list[RunSnapshot], list[RunEventRecord | None]]:
+    """The snapshots and the records of a flat list of entries (two C-level slices)."""
+    return (
+        cast("list[RunSnapshot]", entries[0::2]),
+        cast("list[RunEventRecord | None]", entries[1::2]),
+    )
+
+
+def merge_newest(into: Newest, newest: Newest) -> None:
+    """Keep, per run, the newer of the snapshots in ``into`` and ``newest`` (a tie: the later)."""
+    for run_id, snap in newest.items():
+        old = into.get(run_id)
+        if old is None or not newer(old, snap):
+            into[run_id] = snap
+
+
 class BatchBuilder:
-    """Builds :class:`~runtrace.duckdb.rows.Batch` objects from queued items, thread-safely.
+    """Builds :class:`~runtrace.duckdb.rows.Batch` objects from queued entries, thread-safely.
 
     ``path`` only names the file in log messages.
     """
@@ -63,53 +84,70 @@ class BatchBuilder:
         self.owner = (HOST, os.getpid())
         self._lock = threading.Lock()
 
-    def build(self, items: list[Item]) -> Batch:
-        """The batch for ``items``; an empty batch if nothing in it could be serialised."""
+    def build(self, entries: list[Entry]) -> Batch:
+        """Events and runs rows of ``entries`` in one batch (a spill: a segment of its own)."""
+        events, newest = self.events(entries)
+        return Batch(events.events, self.runs(newest).runs)
+
+    def events(self, entries: list[Entry]) -> tuple[Batch, Newest]:
+        """The events of ``entries`` as a batch, and each run's newest snapshot among them;
+        an empty batch if none of its events could be serialised."""
         with self._lock:
             try:
-                return self._build(items, checked=False)
+                return self._events(entries, checked=False)
             except Exception as exc:
                 # Something cannot be serialised (a value that bypassed validation): build
                 # again item by item, so only what cannot be written is dropped, counted.
                 _log.debug("runtrace: rebuilding a batch item by item after %r", exc)
             try:
-                return self._build(items, checked=True)
+                return self._events(entries, checked=True)
             except Exception:
-                lost = sum(1 for _, rec in items if rec is not None)
+                lost = sum(1 for rec in entries[1::2] if rec is not None)
                 self.counters.events_received += lost
                 self.counters.events_lost += lost
                 _log.exception("runtrace: %d events lost for %s", lost, self.path)
-                return Batch(None, None)
+                return Batch(None, None), {}
 
-    def _build(self, items: list[Item], *, checked: bool) -> Batch:
-        # One pass, and no per-event tuples or dicts: the records are cold in memory (a
-        # cache miss per pass), and objects that survive a batch make the cyclic GC walk the
-        # whole heap again. The last snapshot queued for a run usually is its newest.
+    def runs(self, newest: Newest) -> Batch:
+        """The ``runs`` rows of ``newest``, minus snapshots older than one already written."""
+        with self._lock:
+            fresh = self._not_stale(newest)
+            if not fresh:
+                return Batch(None, None)
+            try:
+                table = runs_table(fresh, owner=self.owner)
+            except Exception:
+                table = self._runs_checked(fresh)
+            return Batch(None, table)
+
+    def _events(self, entries: list[Entry], *, checked: bool) -> tuple[Batch, Newest]:
+        # One pass over the cold records, and no per-event tuples or dicts: objects that
+        # survive a batch make the cyclic GC walk the whole heap again. The last snapshot
+        # queued for a run usually is its newest.
+        snaps, recs = split(entries)
         columns = new_event_columns()
-        latest: dict[str, RunSnapshot] = {}
+        latest: Newest = {}
         run_only: list[RunSnapshot] = []
         with gc_paused():  # its passes over a big heap would cost more than this loop
             if checked:
-                self._collect_checked(items, latest, run_only, columns)
+                self._collect_checked(snaps, recs, latest, run_only, columns)
             else:
-                _collect(items, latest, run_only, columns)
+                _collect(snaps, recs, latest, run_only, columns)
         n_events = len(columns[0])
         events = events_arrow(columns) if n_events else None
-        runs = self._latest_snapshots(latest, run_only, events, items)
-        table = None
-        if runs:
-            table = self._runs_checked(runs) if checked else runs_table(runs, owner=self.owner)
+        _settle_latest(latest, run_only, events, snaps, recs)
         # Lost events were received too (and counted in events_lost).
         self.counters.events_received += (
-            sum(1 for _, rec in items if rec is not None) if checked else n_events
+            sum(1 for rec in recs if rec is not None) if checked else n_events
         )
         self.counters.runs_received += len(run_only)
-        return Batch(events, table)
+        return Batch(events, None), latest
 
     def _collect_checked(
         self,
-        items: list[Item],
-        latest: dict[str, RunSnapshot],
+        snaps: list[RunSnapshot],
+        recs: list[RunEventRecord | None],
+        latest: Newest,
         run_only: list[RunSnapshot],
         columns: EventColumns,
     ) -> None:
@@ -118,13 +156,13 @@ class BatchBuilder:
         lost = 0
         first: str | None = None
         ids, seqs, stamps, types, texts = columns
-        for snap, rec in items:
+        for snap, rec in zip(snaps, recs, strict=True):
             if not isinstance(snap.id, str):
                 first = first or f"run id {snap.id!r} is not a string"
                 lost += rec is not None
                 continue
             if rec is None:
-                _collect([(snap, rec)], latest, run_only, columns)
+                _collect([snap], [rec], latest, run_only, columns)
                 continue
             try:
                 event = rec.event
@@ -172,36 +210,9 @@ class BatchBuilder:
                 )
         return pa.concat_tables(good) if good else None
 
-    def _latest_snapshots(
-        self,
-        latest: dict[str, RunSnapshot],
-        run_only: list[RunSnapshot],
-        events: pa.Table | None,
-        items: list[Item],
-    ) -> list[RunSnapshot]:
-        """Each changed run's newest snapshot, robust to threads enqueuing out of order.
-
-        ``latest`` holds the last snapshot queued per run. It loses to an ``on_run`` snapshot
-        that is newer (cancelled, ended), and must not be older than the run's highest
-        sequence in the batch; if it is, a racing thread queued an older snapshot last, and
-        the batch is searched for the one that came with the highest sequence (rare).
-        """
-        for s in run_only:
-            if newer(s, latest[s.id]):
-                latest[s.id] = s
-        if events is not None:
-            maxima = events.group_by("run_id").aggregate([("sequence", "max")])
-            for run_id, top in zip(
-                maxima.column("run_id").to_pylist(),
-                maxima.column("sequence_max").to_pylist(),
-                strict=True,
-            ):
-                if latest[run_id].event_count < top + 1:
-                    for snap, rec in reversed(items):
-                        if rec is not None and snap.id == run_id and rec.sequence == top:
-                            if newer(snap, latest[run_id]):
-                                latest[run_id] = snap
-                            break
+    def _not_stale(self, latest: Newest) -> list[RunSnapshot]:
+        """The snapshots of ``latest`` that are not older than the version last written of
+        their run; remembers theirs as the versions written now."""
         written, ended = self.written_keys, self.ended_keys
         fresh: list[RunSnapshot] = []
         for run_id, s in latest.items():
@@ -221,16 +232,50 @@ class BatchBuilder:
         return fresh
 
 
+def _settle_latest(
+    latest: Newest,
+    run_only: list[RunSnapshot],
+    events: pa.Table | None,
+    snaps: list[RunSnapshot],
+    recs: list[RunEventRecord | None],
+) -> None:
+    """Make ``latest`` each run's newest snapshot, robust to threads enqueuing out of order.
+
+    ``latest`` holds the last snapshot queued per run. It loses to an ``on_run`` snapshot
+    that is newer (cancelled, ended), and must not be older than the run's highest sequence
+    in the batch; if it is, a racing thread queued an older snapshot last, and the batch is
+    searched for the one that came with the highest sequence (rare).
+    """
+    for s in run_only:
+        if newer(s, latest[s.id]):
+            latest[s.id] = s
+    if events is None:
+        return
+    maxima = events.group_by("run_id").aggregate([("sequence", "max")])
+    for run_id, top in zip(
+        maxima.column("run_id").to_pylist(),
+        maxima.column("sequence_max").to_pylist(),
+        strict=True,
+    ):
+        if latest[run_id].event_count < top + 1:
+            for snap, rec in zip(reversed(snaps), reversed(recs), strict=True):
+                if rec is not None and snap.id == run_id and rec.sequence == top:
+                    if newer(snap, latest[run_id]):
+                        latest[run_id] = snap
+                    break
+
+
 def _collect(
-    items: list[Item],
-    latest: dict[str, RunSnapshot],
+    snaps: list[RunSnapshot],
+    recs: list[RunEventRecord | None],
+    latest: Newest,
     run_only: list[RunSnapshot],
     columns: EventColumns,
 ) -> None:
     ids, seqs, stamps, types, texts = columns
     add_id, add_seq, add_stamp = ids.append, seqs.append, stamps.append
     add_type, add_text = types.append, texts.append
-    for snap, rec in items:
+    for snap, rec in zip(snaps, recs):  # noqa: B905 (equal by construction; strict costs)
         run_id = snap.id
         latest[run_id] = snap
         if rec is None:

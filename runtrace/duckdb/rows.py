@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Final
 
 import pyarrow as pa
@@ -41,48 +42,65 @@ def new_event_columns() -> EventColumns:
     return [], [], [], [], []
 
 
-def _run_row(s: RunSnapshot) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "run_id": s.id,
-        "session_id": s.session_id,
-        "agent_name": s.agent_name,
-        "status": s.status.value,
-        "prompt": s.prompt,
-        "result_text": s.result_text,
-        "error": s.error,
-        "event_count": s.event_count,
-        "created_at_ms": s.created_at_ms,
-        "updated_at_ms": s.updated_at_ms,
-        "ended_at_ms": s.ended_at_ms,
-        "duration_ms": s.duration_ms,
-        "input_tokens": s.input_tokens,
-        "output_tokens": s.output_tokens,
-        "trace_id": s.trace_id,
-        "span_id": s.span_id,
-        "attributes": pydantic_core.to_json(dict(s.attributes)),
-        "overflow": None,
-    }
-    # An integer the store accepted but BIGINT cannot hold stays exact in ``overflow``.
-    big = {
-        name: str(row[name])
-        for name in _INT_FIELDS
-        if row[name] is not None and not INT64_MIN <= row[name] <= INT64_MAX
-    }
-    if big:
-        for name in big:
-            row[name] = None
-        row["overflow"] = pydantic_core.to_json(big)
-    return row
+_RUN_ATTRS: Final = (
+    "id",
+    "session_id",
+    "agent_name",
+    "status",
+    "prompt",
+    "result_text",
+    "error",
+    "event_count",
+    "created_at_ms",
+    "updated_at_ms",
+    "ended_at_ms",
+    "duration_ms",
+    "input_tokens",
+    "output_tokens",
+    "trace_id",
+    "span_id",
+    "attributes",
+)
+"""The snapshot attributes behind the ``runs`` columns, in table order (``id`` is run_id)."""
+_get_run_attrs = attrgetter(*_RUN_ATTRS)
 
 
 def runs_table(snapshots: Iterable[RunSnapshot], *, owner: Owner | None) -> pa.Table:
-    """Arrow rows for ``runs`` (attributes as JSON text); ``owner`` is (host, pid) or None."""
-    rows = [_run_row(s) for s in snapshots]
+    """Arrow rows for ``runs`` (attributes as JSON text); ``owner`` is (host, pid) or None.
+
+    Built column by column. An integer the store accepted but BIGINT cannot hold is NULL in
+    its column and kept exact in ``overflow``.
+    """
+    rows = list(map(_get_run_attrs, snapshots))
+    n = len(rows)
+    columns: dict[str, list[Any]] = {name: [] for name in _RUN_ATTRS}
+    if rows:
+        by_column = zip(*rows, strict=True)
+        columns = {name: list(col) for name, col in zip(_RUN_ATTRS, by_column, strict=True)}
+    columns["run_id"] = columns.pop("id")
+    columns["status"] = [status.value for status in columns["status"]]
+    columns["attributes"] = [pydantic_core.to_json(dict(a)) for a in columns["attributes"]]
+    big: dict[int, dict[str, str]] = {}
+    for name in _INT_FIELDS:
+        values = columns[name]
+        for i, v in enumerate(values):
+            if v is not None and not INT64_MIN <= v <= INT64_MAX:
+                big.setdefault(i, {})[name] = str(v)
+                values[i] = None
+    overflow: list[bytes | None] = [None] * n
+    for i, kept in big.items():
+        overflow[i] = pydantic_core.to_json(kept)
+    columns["overflow"] = overflow
     host, pid = owner if owner is not None else (None, None)
-    for row in rows:
-        row["owner_host"] = host
-        row["owner_pid"] = pid
-    return pa.Table.from_pylist(rows, schema=RUN_BATCH_SCHEMA)
+    columns["owner_host"] = [host] * n
+    columns["owner_pid"] = [pid] * n
+    arrays = [
+        pa.array(columns[f.name], pa.binary()).view(pa.string())  # pydantic's JSON: UTF-8
+        if f.name in ("attributes", "overflow")
+        else pa.array(columns[f.name], f.type)
+        for f in RUN_BATCH_SCHEMA
+    ]
+    return pa.table(arrays, schema=RUN_BATCH_SCHEMA)
 
 
 def events_table(run_ids: Sequence[str], records: Sequence[RunEventRecord]) -> pa.Table:
@@ -113,7 +131,8 @@ def events_arrow(columns: EventColumns) -> pa.Table:
             pa.array(seqs, pa.int64()),
             pa.array(stamps, pa.int64()),
             pa.array(types, pa.string()),
-            pa.array(texts, pa.string()),
+            # pydantic's JSON is UTF-8 (it refuses lone surrogates): no second validation.
+            pa.array(texts, pa.binary()).view(pa.string()),
         ],
         schema=EVENT_BATCH_SCHEMA,
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from .batches import BatchBuilder, Item
+from .batches import BatchBuilder, Entry, Newest, merge_newest
 from .rows import Batch
 from .segments import EVENTS_SUFFIX, RUNS_SUFFIX, compact
 from .stats import Counters
@@ -58,31 +58,42 @@ class DuckDBWriter:
     def pending(self) -> bool:
         return bool(self.retry or self._spill_retry)
 
-    def export(self, batches: Iterator[list[Item]]) -> None:
-        """Write earlier failures and ``batches`` in one transaction, file or segment."""
+    def export(self, batches: Iterator[list[Entry]]) -> None:
+        """Write earlier failures and ``batches`` in one transaction, file or segment: the
+        events batch by batch, then each changed run's newest snapshot once."""
         with self._spill_lock:  # spills that could not be written wait here too
             self.retry.extend(self._spill_retry)
             self._spill_retry = []
         done = list(self.retry)
         self.retry = []
+        newest: Newest = {}
         try:
             tx = Transaction(self.path, self._scratch_connection)
         except Exception as exc:  # keep what was taken for the retry; nothing was written
-            done.extend(self.builder.build(items) for items in batches)
+            for entries in batches:
+                batch, latest = self.builder.events(entries)
+                merge_newest(newest, latest)
+                done.append(batch)
+            done.append(self.builder.runs(newest))
             self._failed(done, exc)
             return
         inflight: Future[None] | None = None
+        runs: Batch | None = None
         try:
             for batch in done:
                 tx.insert(batch)
-            for items in batches:
-                batch = self.builder.build(items)
+            for entries in batches:
+                batch, latest = self.builder.events(entries)
+                merge_newest(newest, latest)
                 done.append(batch)
                 if inflight is not None:
                     inflight.result()
                 inflight = self._helper().submit(tx.insert, batch)
+            runs = self.builder.runs(newest)
+            done.append(runs)
             if inflight is not None:
                 inflight.result()
+            tx.insert(runs)
             to_file = tx.to_file
             tx.commit()
         except Exception as exc:
@@ -90,6 +101,8 @@ class DuckDBWriter:
                 with suppress(Exception):
                     inflight.result()
             tx.rollback()
+            if runs is None:  # the runs rows of the events taken so far go with them
+                done.append(self.builder.runs(newest))
             self._failed(done, exc)  # batches not taken yet stay queued
             return
         c = self.counters
@@ -100,7 +113,7 @@ class DuckDBWriter:
         else:
             c.flushes_to_segments += 1
 
-    def spill(self, items: list[Item]) -> None:
+    def spill(self, items: list[Entry]) -> None:
         """Write ``items`` (a full queue's oldest) straight to a segment, in the caller's thread.
 
         No file lock is needed and none is waited for. A segment that cannot be written (disk
@@ -188,6 +201,8 @@ class DuckDBWriter:
         keep: list[Batch] = []
         give_up: list[Batch] = []
         for b in batches:
+            if b.events is None and b.runs is None:
+                continue
             b.attempts += 1
             (give_up if b.attempts > self.max_retries else keep).append(b)
         self.retry = keep
