@@ -85,9 +85,9 @@ class _Open:
 
 
 class ReceivedRuns(SpanProcessor):
-    """In front of ``processor``, the one the receiver's spans go to (``on_end`` for each, then
-    :meth:`end_batch` after each request): shows runs before their run span arrives (see the
-    module docs); every other span goes straight on.
+    """In front of ``processor``: the receiver's spans go here (``on_end`` for each, then
+    :meth:`end_batch` after each request, which handles the request). It shows runs before their
+    run span arrives (see the module docs); every other span goes straight to the translator.
 
     ``resume``: runs a previous process left open in the database, with the number of events
     the database holds of each; their events continue after those (a runtrace run's sequences
