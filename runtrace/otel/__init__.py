@@ -17,6 +17,7 @@ One small module per behaviour:
 
 from __future__ import annotations
 
+from .announce import AnnounceSink
 from .api import RunScope
 from .cancel_hook import CancelSpanHook
 from .foreign import ForeignRuns
@@ -29,6 +30,7 @@ from .span_events import event_attributes, event_from_attributes
 __all__ = [
     "SPAN_EVENTS_DROPPED",
     "UNPARSED_SPAN_EVENT",
+    "AnnounceSink",
     "CancelSpanHook",
     "ForeignRuns",
     "ForwardResult",

@@ -13,7 +13,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from runtrace import RunSpanProcessor, Runtrace, SpanSettings
-from runtrace.otel.announce import PENDING_SPAN_NAME, AnnounceSink
+from runtrace.otel import AnnounceSink
+from runtrace.otel.announce import PENDING_SPAN_NAME
 from runtrace.otel.translate.runtrace import KIND_PENDING, read_pending
 
 

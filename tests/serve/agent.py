@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from runtrace import RunCancelled, RunSpanProcessor, RunStore, Runtrace
-from runtrace.otel.announce import AnnounceSink
+from runtrace.otel import AnnounceSink
 from runtrace.runs import RunRecord
 
 

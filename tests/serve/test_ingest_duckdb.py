@@ -19,7 +19,7 @@ from serve.helpers import run_agent, run_sender
 
 from runtrace import RunSpanProcessor, RunStore, Runtrace, connect
 from runtrace.duckdb import load_records, recover_interrupted, run_query
-from runtrace.otel.announce import AnnounceSink
+from runtrace.otel import AnnounceSink
 from runtrace.serve import DuckDBIngest, LogItem, Server
 
 Start = Callable[..., Server]

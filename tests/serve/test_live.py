@@ -24,7 +24,7 @@ from serve.helpers import Reader, StepAgent, wait_for
 
 from runtrace import RunSpanProcessor, RunStore, Runtrace
 from runtrace.duckdb import load_records
-from runtrace.otel.announce import AnnounceSink
+from runtrace.otel import AnnounceSink
 from runtrace.runs import RunEventRecord, RunSnapshot
 from runtrace.serve import ReceivedRuns, Server
 

@@ -26,7 +26,7 @@ from serve.helpers import StepAgent, wait_for
 from runtrace import RunSpanProcessor, Runtrace, connect
 from runtrace.cli import main
 from runtrace.duckdb import load_records
-from runtrace.otel.announce import AnnounceSink
+from runtrace.otel import AnnounceSink
 
 
 def read_runs(db: Path) -> dict[str, dict[str, Any]]:
