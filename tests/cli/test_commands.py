@@ -180,7 +180,7 @@ def test_usage_errors_exit_2(capsys) -> None:
 
 
 def test_docs_list_every_command_and_query() -> None:
-    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    docs = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
     commands = ["demo", "runs", "show", "query", "queries", "export", "import", "forward"]
     for command in commands:
         assert f"## `runtrace {command}`" in docs
