@@ -51,10 +51,26 @@ def translate_open_error(exc: BaseException, path: str) -> BaseException:
     return exc
 
 
+def new_connection(path: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that prints nothing (in memory unless ``path`` is given).
+
+    DuckDB prints a progress bar to stdout for queries over 2 s, terminal or not: never from
+    inside someone else's agent, whose stdout may be a protocol.
+    """
+    con = duckdb.connect(path)
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET enable_progress_bar_print = false")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def open_rw(path: str) -> duckdb.DuckDBPyConnection:
     """One attempt to open ``path`` for writing; lock conflicts propagate as duckdb errors."""
     try:
-        return duckdb.connect(path)
+        return new_connection(path)
     except duckdb.Error as exc:
         translated = translate_open_error(exc, path)
         if translated is exc:

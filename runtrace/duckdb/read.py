@@ -17,7 +17,7 @@ import duckdb
 
 from ..errors import DatabaseError, DatabaseNotFound
 from ..runs import RunRecord, RunStatus
-from .database import retry_locked, translate_open_error
+from .database import new_connection, retry_locked, translate_open_error
 from .fastload import build_event_records, gc_paused
 from .rows import snapshot_from_row
 from .schema import (
@@ -52,7 +52,7 @@ def connect(
     # Someone else reads or writes it: the views below still show the segments.
     with suppress(DatabaseError):
         compact(path, lock_timeout=0.0)
-    con = duckdb.connect(":memory:")
+    con = new_connection()
     try:
         retry_locked(lambda: attach_read_only(con, path), path, lock_timeout)
         require_current(

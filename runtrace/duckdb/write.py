@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from ..runs import RunEventRecord, RunRecord, RunSnapshot
-from .database import is_lock_conflict, open_rw, retry_locked
+from .database import is_lock_conflict, new_connection, open_rw, retry_locked
 from .rows import Batch, Owner, events_table, latest_runs, runs_table
 from .schema import (
     attach_read_only,
@@ -62,7 +62,7 @@ def prepare(path: str, lock_timeout: float) -> None:
 
 
 def _check_read_only(path: str) -> None:
-    con = duckdb.connect(":memory:")
+    con = new_connection()
     try:
         attach_read_only(con, path)
         require_current(

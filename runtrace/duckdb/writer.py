@@ -23,6 +23,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from .batches import BatchBuilder, Entry, Newest, merge_newest
+from .database import new_connection
 from .rows import Batch
 from .segments import EVENTS_SUFFIX, RUNS_SUFFIX, compact
 from .stats import Counters
@@ -123,7 +124,7 @@ class DuckDBWriter:
         with self._spill_lock:
             try:
                 if self._spill_scratch is None:
-                    self._spill_scratch = duckdb.connect(":memory:")
+                    self._spill_scratch = new_connection()
                 write_to_segment(self.path, [batch], self._spill_scratch)
             except Exception as exc:
                 self._spill_retry.append(batch)
@@ -188,7 +189,7 @@ class DuckDBWriter:
 
     def _scratch_connection(self) -> duckdb.DuckDBPyConnection:
         if self._scratch is None:
-            self._scratch = duckdb.connect(":memory:")
+            self._scratch = new_connection()
         return self._scratch
 
     def _failed(self, batches: list[Batch], exc: Exception) -> None:

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from duckdb_helpers import query, start_run
 
 from runtrace import DuckDBSink, RunStore, connect
 from runtrace.duckdb import load_records, write_records
+from runtrace.duckdb.database import new_connection
 from runtrace.errors import DatabaseError, DatabaseLocked, NotADuckDBFile
 
 
@@ -69,3 +71,17 @@ def test_a_failed_open_leaves_no_segment_directory(tmp_path: Path) -> None:
         write_records(notes, [])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     assert notes.read_text() == "not a database\n" * 500
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_runtraces_own_connections_print_no_progress_bar(
+    quiet: bool, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # DuckDB prints one to stdout, terminal or not, once a query runs longer than
+    # progress_bar_time; the agent's stdout may be a protocol. (False: the control.)
+    con = new_connection() if quiet else duckdb.connect()
+    con.execute("SET progress_bar_time = 0")
+    con.execute("SELECT count(*) FROM (SELECT * FROM range(2000000) t(i) ORDER BY hash(i))")
+    con.close()
+    printed = capfd.readouterr().out
+    assert (printed == "") is quiet
