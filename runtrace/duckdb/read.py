@@ -171,7 +171,7 @@ def load_records(
         ).to_arrow_table()
         rows: list[dict[str, Any]] = run_rows.to_pylist()
         snapshots = [snapshot_from_row(r) for r in rows]
-        with gc_paused():
+        with gc_paused(promote=True):
             by_run = build_event_records(events)
             out: list[RunRecord] = []
             for snap in snapshots:
