@@ -61,6 +61,10 @@ def new_connection(path: str = ":memory:") -> duckdb.DuckDBPyConnection:
     try:
         con.execute("SET enable_progress_bar = false")
         con.execute("SET enable_progress_bar_print = false")
+    except duckdb.InvalidInputException:
+        # Inside Jupyter without ipywidgets DuckDB refuses to change the setting; there its bar
+        # goes to the notebook, not to a stream an agent speaks a protocol on.
+        pass
     except BaseException:
         con.close()
         raise
