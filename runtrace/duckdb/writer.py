@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from ..faults import Faults
 from .batches import BatchBuilder, Entry, Newest, merge_newest
 from .database import new_connection
 from .rows import Batch
@@ -39,7 +40,13 @@ class DuckDBWriter:
     """Writes the sink's batches into one DuckDB file (a :class:`~runtrace.batch.BatchExporter`)."""
 
     def __init__(
-        self, path: str, builder: BatchBuilder, *, max_retries: int, lock_timeout: float
+        self,
+        path: str,
+        builder: BatchBuilder,
+        *,
+        max_retries: int,
+        lock_timeout: float,
+        faults: Faults | None = None,
     ) -> None:
         self.path = path
         self.builder = builder
@@ -53,6 +60,8 @@ class DuckDBWriter:
         self._spill_lock = threading.Lock()
         self._spill_scratch: duckdb.DuckDBPyConnection | None = None
         self._spill_retry: list[Batch] = []
+        self.persisted_listeners: list[Callable[[list[str]], None]] = []
+        self.faults = faults if faults is not None else Faults("runtrace.duckdb")
 
     # -- BatchExporter ---------------------------------------------------------------------
 
@@ -89,7 +98,7 @@ class DuckDBWriter:
                 done.append(batch)
                 if inflight is not None:
                     inflight.result()
-                inflight = self._helper().submit(tx.insert, batch)
+                inflight = self._insert_soon(tx, batch)
             runs = self.builder.runs(newest)
             done.append(runs)
             if inflight is not None:
@@ -113,6 +122,7 @@ class DuckDBWriter:
             c.flushes_to_file += 1
         else:
             c.flushes_to_segments += 1
+        self._persisted(done)
 
     def spill(self, items: list[Entry]) -> None:
         """Write ``items`` (a full queue's oldest) straight to a segment, in the caller's thread.
@@ -139,6 +149,7 @@ class DuckDBWriter:
             self.spills += 1
             self.counters.events_spilled += batch.event_rows
             self.counters.run_rows_spilled += batch.run_rows
+        self._persisted([batch])
 
     def close(self, deadline: float) -> None:
         """Retry what failed (up to ``lock_timeout``, within ``deadline``), set the rest aside,
@@ -178,9 +189,29 @@ class DuckDBWriter:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _persisted(self, batches: list[Batch]) -> None:
+        """Tell the listeners which ended runs now have their final snapshot stored."""
+        if not self.persisted_listeners:
+            return
+        ended = [run_id for b in batches if b.ended for run_id in b.ended]
+        if not ended:
+            return
+        for listener in self.persisted_listeners:
+            self.faults.call("a persisted-runs listener", listener, ended)
+
     def pending_events(self) -> int:
         """Events in batches waiting for a retry."""
         return sum(b.event_rows for b in (*self.retry, *self._spill_retry))
+
+    def _insert_soon(self, tx: Transaction, batch: Batch) -> Future[None] | None:
+        """``tx.insert(batch)`` in the helper thread; here and now once the interpreter is
+        exiting (``concurrent.futures`` then refuses new work, before ``atexit`` runs the
+        sink's shutdown)."""
+        try:
+            return self._helper().submit(tx.insert, batch)
+        except RuntimeError:
+            tx.insert(batch)
+            return None
 
     def _helper(self) -> ThreadPoolExecutor:
         if self._pool is None:

@@ -4,6 +4,8 @@ trips, live visibility, batching, threads, odd values, stats, a full queue, shut
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -263,3 +265,23 @@ def test_bad_settings_are_refused_naming_them(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         DuckDBSink(db, **kwargs)
+
+
+def test_what_is_queued_when_the_interpreter_exits_reaches_the_file(db: Path) -> None:
+    # No shutdown(): atexit writes the queue, after concurrent.futures stopped taking work.
+    script = f"""
+from runtrace import DuckDBSink, RunStore
+store = RunStore()
+sink = DuckDBSink({str(db)!r}, flush_interval=60, max_batch_size=10)
+run = store.create_run("s")
+sink.on_run(run)
+for i in range(100):
+    sink.on_event(*store.record(run.id, {{"type": "text_delta", "text": f"t{{i}}"}}))
+sink.on_run(store.finish(run.id))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "failed" not in done.stderr, done.stderr
+    assert count(db, "SELECT count(*), max(sequence) FROM run_events") == (100, 99)
+    assert query(db, "SELECT status FROM runs") == [("completed",)]
+    assert not Path(f"{db}.failed").exists()
