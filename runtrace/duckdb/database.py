@@ -71,15 +71,34 @@ def new_connection(path: str = ":memory:") -> duckdb.DuckDBPyConnection:
     return con
 
 
+ROW_GROUP_SIZE = 30_720
+"""Rows per row group in the file, a quarter of DuckDB's default (122,880). Each flush ends
+with a checkpoint that rewrites the row groups it appended to: at the default size one in
+every ~250,000 events cost 0.45 s and ~90 MB of RSS, at this size 0.15 s and ~30 MB."""
+
+_WRITE_CATALOG = "rt_file"
+
+
 def open_rw(path: str) -> duckdb.DuckDBPyConnection:
-    """One attempt to open ``path`` for writing; lock conflicts propagate as duckdb errors."""
+    """One attempt to open ``path`` for writing; lock conflicts propagate as duckdb errors.
+
+    The file is attached (with :data:`ROW_GROUP_SIZE`) and made the default catalog, so
+    queries name its tables unqualified.
+    """
+    con = new_connection()
     try:
-        return new_connection(path)
+        con.execute(f"ATTACH ? AS {_WRITE_CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})", [path])
+        con.execute(f"USE {_WRITE_CATALOG}")
     except duckdb.Error as exc:
+        con.close()
         translated = translate_open_error(exc, path)
         if translated is exc:
             raise
         raise translated from exc
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def retry_locked(attempt: Callable[[], T], path: str, timeout_s: float) -> T:

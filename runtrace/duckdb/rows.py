@@ -200,6 +200,8 @@ class Batch:
     attempts: int = 0
     replaces: list[str] | None = None
     """Run ids whose stored rows and events this batch replaces whole (``write_records``)."""
+    ended: list[str] | None = None
+    """Run ids whose final snapshot (ended) this batch's ``runs`` rows carry."""
 
     @property
     def event_rows(self) -> int:

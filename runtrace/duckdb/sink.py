@@ -38,10 +38,11 @@ class DuckDBSink:
     ``run_events``, in one transaction. A batch that fails is retried up to ``max_retries``
     times, then written aside to ``<file>.failed/`` as Parquet and counted in :attr:`stats`.
 
-    The queue holds at most ``max_queue_size`` items. When it is full, ``when_full="spill"``
-    (the default) writes its oldest batch straight to a segment file from the agent's thread;
-    ``"block"`` makes the agent's thread wait up to ``block_timeout`` seconds for room
-    (then spills). Both are counted in :attr:`stats`.
+    The queue holds at most ``max_queue_size`` items; each holds a run snapshot (~1 KB), so
+    the default bound is ~100 MB at worst, and the writer is woken at a quarter of it. When
+    it is full, ``when_full="spill"`` (the default) writes its oldest batch straight to a
+    segment file from the agent's thread; ``"block"`` makes the agent's thread wait up to
+    ``block_timeout`` seconds for room (then spills). Both are counted in :attr:`stats`.
 
     Opening validates the file: :class:`~runtrace.errors.NotADuckDBFile`,
     :class:`~runtrace.errors.SchemaVersionError` or :class:`~runtrace.errors.DatabaseLocked`
@@ -55,8 +56,8 @@ class DuckDBSink:
         path: str | os.PathLike[str] = "runtrace.duckdb",
         *,
         flush_interval: float = 1.0,
-        max_batch_size: int = 100_000,
-        max_queue_size: int = 2_000_000,
+        max_batch_size: int = 25_000,
+        max_queue_size: int = 100_000,
         when_full: WhenFull | str = WhenFull.SPILL,
         block_timeout: float = 10.0,
         lock_timeout: float = 10.0,
@@ -79,9 +80,14 @@ class DuckDBSink:
                 recover_interrupted(self.path, lock_timeout=0.0)
             except DatabaseError as exc:  # locked by readers: the next writer recovers
                 _log.info("recovery of %s deferred: %s", self.path, exc)
+        faults = Faults("runtrace.duckdb", raise_errors)
         self._builder = BatchBuilder(self.path, Counters())
         self._writer = DuckDBWriter(
-            self.path, self._builder, max_retries=max_retries, lock_timeout=lock_timeout
+            self.path,
+            self._builder,
+            max_retries=max_retries,
+            lock_timeout=lock_timeout,
+            faults=faults,
         )
         self._batch: BatchProcessor[Entry] = BatchProcessor(
             self._writer,
@@ -93,7 +99,7 @@ class DuckDBSink:
             block_timeout=block_timeout,
             spill=self._writer.spill,
             fork_timeout=lock_timeout + 1.0,
-            faults=Faults("runtrace.duckdb", raise_errors),
+            faults=faults,
             width=2,  # a snapshot and a record (or None): no tuple per event
         )
         self._submit = self._batch.submit_pair
@@ -121,6 +127,16 @@ class DuckDBSink:
         Runs at interpreter exit too; calling it again does nothing.
         """
         self._batch.shutdown(timeout_millis)
+
+    def add_persisted_listener(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener(run_ids)`` once the final snapshot of those ended runs is stored
+        (committed to the file, or in a segment file), from the writer's thread.
+
+        For a store's retention: a finished run may leave memory once it is persisted, never
+        before (a batch that failed is still only in this sink). A listener that raises is
+        reported by the sink's fault policy and never stops the writer.
+        """
+        self._writer.persisted_listeners.append(listener)
 
     # -- Bulk ------------------------------------------------------------------------------
 

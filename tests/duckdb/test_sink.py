@@ -14,6 +14,7 @@ import pytest
 from duckdb_helpers import EVENTS, count, ordered, query, record_run, start_run
 from opentelemetry.sdk.trace import TracerProvider
 
+import runtrace.duckdb.write as write_module
 import runtrace.duckdb.writer as writer_module
 from runtrace import DuckDBSink, RunSpanProcessor, RunStatus, RunStore, Runtrace, connect
 from runtrace.duckdb import SinkStats, load_records
@@ -285,3 +286,27 @@ sink.on_run(store.finish(run.id))
     assert count(db, "SELECT count(*), max(sequence) FROM run_events") == (100, 99)
     assert query(db, "SELECT status FROM runs") == [("completed",)]
     assert not Path(f"{db}.failed").exists()
+
+
+def test_persisted_listeners_hear_of_ended_runs_once_their_final_rows_are_stored(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60)
+    heard: list[list[str]] = []
+    sink.add_persisted_listener(heard.append)
+    ended = record_run(store, sink, EVENTS[:2])
+    sink.on_run(store.finish(ended))
+    record_run(store, sink, EVENTS[:2])  # still running: never reported
+    monkeypatch.setattr(
+        write_module, "events_select_sql", lambda source: "SELECT broken FROM nowhere"
+    )
+    assert not sink.force_flush()
+    assert heard == []  # not stored yet: only this sink has it
+    monkeypatch.undo()
+    assert sink.force_flush()
+    assert heard == [[ended]]
+    assert query(db, "SELECT status FROM runs WHERE run_id = ?", [ended]) == [("completed",)]
+    assert sink.force_flush()
+    sink.shutdown()
+    assert heard == [[ended]]  # once
