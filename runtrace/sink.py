@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 from .faults import Faults
 from .runs import RunEventRecord, RunSnapshot
 
-__all__ = ["RunSink", "flush_all", "shutdown_all"]
+__all__ = ["PersistingSink", "RunSink", "flush_all", "shutdown_all"]
 
 
 @runtime_checkable
@@ -38,6 +38,16 @@ class RunSink(Protocol):
 
     def shutdown(self, timeout_millis: int = 30_000) -> None:
         """Flush (within the timeout), then release resources; later calls do nothing."""
+
+
+@runtime_checkable
+class PersistingSink(RunSink, Protocol):
+    """A sink that stores runs durably, and says when: the store's retention waits for it
+    (:meth:`runtrace.store.RunStore.persistence_listener`), so a finished run leaves memory only
+    once it is persisted."""
+
+    def add_persisted_listener(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener(run_ids)`` once the final snapshots of those ended runs are stored."""
 
 
 def _within(left_ms: int, what: str, faults: Faults, call: Callable[[int], object]) -> object:

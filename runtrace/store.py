@@ -29,25 +29,85 @@ class RunStore:
     Snapshots are immutable, so the ones handed out can be kept and shared freely; event lists
     are returned as new lists.
 
-    ``max_finished_runs`` bounds memory in long-lived processes: once more runs than that have
-    finished (:meth:`finish`), the oldest finished ones leave the store (a sink such as DuckDB
-    still has them) and are counted in :attr:`evicted_runs`. Open runs are never evicted. The
-    default keeps everything.
+    Retention bounds memory in long-lived processes. ``max_finished_runs`` keeps at most that
+    many finished runs (:meth:`finish`), ``max_finished_age_s`` keeps a finished run at most
+    that many seconds after it ended; the oldest go first and are counted in
+    :attr:`evicted_runs`. Open runs are never evicted. A sink that stores runs (the DuckDB sink)
+    is registered with :meth:`persistence_listener` (``RunSpanProcessor`` does it): a finished
+    run then leaves only once every such sink has reported its final snapshot persisted, so
+    the store never drops the only copy of a run; until then it is counted in
+    :attr:`unpersisted_runs`. Retention is applied when a run finishes and when a sink reports,
+    never by a timer. The default keeps everything.
     """
 
-    def __init__(self, *, max_finished_runs: int | None = None) -> None:
-        if max_finished_runs is not None and max_finished_runs < 0:
-            raise ValueError(f"max_finished_runs must be >= 0 or None, not {max_finished_runs}")
+    def __init__(
+        self,
+        *,
+        max_finished_runs: int | None = None,
+        max_finished_age_s: float | None = None,
+    ) -> None:
+        if max_finished_runs is not None and (
+            not isinstance(max_finished_runs, int) or max_finished_runs < 0
+        ):
+            raise ValueError(
+                f"max_finished_runs must be an int >= 0 or None, not {max_finished_runs!r}"
+            )
+        if max_finished_age_s is not None and (
+            not isinstance(max_finished_age_s, (int, float)) or not max_finished_age_s >= 0
+        ):
+            raise ValueError(
+                f"max_finished_age_s must be a number of seconds >= 0 or None, "
+                f"not {max_finished_age_s!r}"
+            )
         self._lock = threading.Lock()
         self._runs: dict[str, RunSnapshot] = {}
         self._events: dict[str, list[RunEventRecord]] = {}
         self._max_finished = max_finished_runs
-        self._finished: dict[str, None] = {}  # finished run ids, oldest first
+        self._max_age_ms = None if max_finished_age_s is None else max_finished_age_s * 1000
+        self._retains = max_finished_runs is not None or max_finished_age_s is not None
+        self._persisters = 0  # sinks whose report a finished run waits for
+        self._unpersisted: dict[str, int] = {}  # finished run id -> bitmask of sinks that reported
+        self._evictable: dict[str, int] = {}  # finished and persisted: run id -> ended_at_ms
         self.evicted_runs = 0
-        """How many finished runs left the store because of ``max_finished_runs``."""
+        """How many finished runs left the store because of retention."""
 
     def __len__(self) -> int:
         return len(self._runs)
+
+    @property
+    def unpersisted_runs(self) -> int:
+        """Finished runs retention would let go but a sink has not reported persisted yet."""
+        return len(self._unpersisted)
+
+    def persistence_listener(self) -> Callable[[Iterable[str]], None]:
+        """Register one persisting sink; returns the callback it calls with the ids of ended
+        runs whose final snapshot it has stored (``DuckDBSink.add_persisted_listener``).
+
+        From then on, retention lets a finished run go only once every registered sink has
+        reported it. The callback is thread-safe and ignores runs the store does not hold.
+        """
+        with self._lock:
+            if self._persisters >= 62:
+                raise ValueError("a RunStore tracks persistence for at most 62 sinks")
+            bit = 1 << self._persisters
+            self._persisters += 1
+
+        def persisted(run_ids: Iterable[str]) -> None:
+            with self._lock:
+                full = (1 << self._persisters) - 1
+                for run_id in run_ids:
+                    mask = self._unpersisted.get(run_id)
+                    if mask is None:
+                        continue
+                    mask |= bit
+                    if mask == full:
+                        del self._unpersisted[run_id]
+                        self._evictable[run_id] = self._ended_ms(run_id)
+                    else:
+                        self._unpersisted[run_id] = mask
+                self._evict()
+
+        return persisted
 
     def __contains__(self, run_id: object) -> bool:
         return run_id in self._runs
@@ -114,6 +174,10 @@ class RunStore:
             run_events = self._events[run_id]
             record = runs.event_record(len(run_events), at, model)
             run_events.append(record)
+            if snapshot.ended_at_ms is not None and self._persisters:
+                # A straggler on a finished run: its newest state is not persisted yet.
+                self._evictable.pop(run_id, None)
+                self._unpersisted[run_id] = 0
             snapshot = self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
         return snapshot, record
 
@@ -133,19 +197,19 @@ class RunStore:
     ) -> RunSnapshot:
         """Stamp the run's end and settle its status (see :func:`runtrace.runs.finish`).
 
-        With ``max_finished_runs`` set, this is where the oldest finished runs are evicted.
+        With retention on, this is where the oldest finished (and persisted) runs are evicted.
         """
-        snapshot = self._update(run_id, lambda s: runs.finish(s, error=error, at_ms=at_ms))
-        if self._max_finished is not None:
-            with self._lock:
-                if run_id in self._runs:
-                    self._finished[run_id] = None
-                while len(self._finished) > self._max_finished:
-                    oldest = next(iter(self._finished))
-                    del self._finished[oldest]
-                    del self._runs[oldest]
-                    del self._events[oldest]
-                    self.evicted_runs += 1
+        with self._lock:
+            snapshot = self._runs.get(run_id)
+            if snapshot is None:
+                raise RunNotFound(run_id)
+            snapshot = self._runs[run_id] = runs.finish(snapshot, error=error, at_ms=at_ms)
+            if self._retains and run_id not in self._evictable:
+                if not self._persisters:
+                    self._evictable[run_id] = self._ended_ms(run_id)
+                elif run_id not in self._unpersisted:
+                    self._unpersisted[run_id] = 0
+                self._evict()
         return snapshot
 
     def snapshot(self, run_id: str) -> RunSnapshot | None:
@@ -188,7 +252,36 @@ class RunStore:
         with self._lock:
             self._runs = new_runs
             self._events = new_events
-            self._finished = {}
+            self._unpersisted = {}
+            self._evictable = {}
+
+    def _ended_ms(self, run_id: str) -> int:
+        ended = self._runs[run_id].ended_at_ms
+        return now_ms() if ended is None else ended
+
+    def _evict(self) -> None:
+        """Let the oldest persisted finished runs go while retention says so (under the lock)."""
+        if not self._retains:
+            return
+        evictable = self._evictable
+        if self._max_finished is not None:
+            excess = len(evictable) + len(self._unpersisted) - self._max_finished
+            while excess > 0 and evictable:
+                self._drop(next(iter(evictable)))
+                excess -= 1
+        if self._max_age_ms is not None and evictable:
+            cutoff = now_ms() - self._max_age_ms
+            while evictable:
+                oldest, ended = next(iter(evictable.items()))
+                if ended > cutoff:
+                    break
+                self._drop(oldest)
+
+    def _drop(self, run_id: str) -> None:
+        del self._evictable[run_id]
+        del self._runs[run_id]
+        del self._events[run_id]
+        self.evicted_runs += 1
 
     def _update(self, run_id: str, change: Callable[[RunSnapshot], RunSnapshot]) -> RunSnapshot:
         with self._lock:

@@ -27,7 +27,7 @@ from ..events import BaseEvent
 from ..faults import Faults
 from ..hooks import RunHooks
 from ..runs import RunEventRecord, RunSnapshot, RunStatus, finish
-from ..sink import RunSink, flush_all, shutdown_all
+from ..sink import PersistingSink, RunSink, flush_all, shutdown_all
 from ..store import RunStore
 from . import semconv as sc
 from .cancel_hook import CancelSpanHook
@@ -77,6 +77,9 @@ class RunSpanProcessor(SpanProcessor):
         self.store = store if store is not None else RunStore()
         self.settings = settings if settings is not None else SpanSettings()
         self.sinks: tuple[RunSink, ...] = tuple(sinks)
+        for sink in self.sinks:  # retention lets a run go only once these have stored it
+            if isinstance(sink, PersistingSink):
+                sink.add_persisted_listener(self.store.persistence_listener())
         self.hooks: tuple[RunHooks, ...] = tuple(hooks)
         self.tracer: trace.Tracer | None = None
         """Tracer for child spans; :class:`~runtrace.otel.api.Runtrace` sets it. Without one,
