@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -52,7 +52,7 @@ class DuckDBIngest:
 
     ``capacity``: spans and log records that may wait (beyond it the server answers 429 /
     RESOURCE_EXHAUSTED and exporters retry). ``retention``: finished runs kept in memory (the
-    store's ``max_finished_runs``); older ones leave it, the sink's queue or the file has them.
+    store's ``max_finished_runs``); older ones leave it once the file has them.
     ``flush_interval``: the sink's, the most a run waits to be queryable once processed.
     ``housekeeping_s``: how often children whose parent never came attach to their trace's run.
     ``raise_errors``: re-raise internal errors (by default only under pytest).
@@ -187,6 +187,12 @@ class _Continued:
         self._sink = sink
         self._waiting: dict[str, list[RunEventRecord]] = {run_id: [] for run_id in resume}
         self._faults = faults
+        self._listeners: list[Callable[[list[str]], None]] = []
+
+    def add_persisted_listener(self, listener: Callable[[list[str]], None]) -> None:
+        """The sink's listener, also told of the continued runs written whole here."""
+        self._sink.add_persisted_listener(listener)
+        self._listeners.append(listener)
 
     def on_run(self, snapshot: RunSnapshot) -> None:
         if snapshot.id not in self._waiting:
@@ -195,6 +201,8 @@ class _Continued:
             events = self._waiting.pop(snapshot.id)
             with self._faults.guard("writing a run continued from a previous server"):
                 self._sink.write_records([self._whole(snapshot, events)])
+                for listener in self._listeners:
+                    listener([snapshot.id])
 
     def on_event(self, snapshot: RunSnapshot, record: RunEventRecord) -> None:
         waiting = self._waiting.get(snapshot.id)
