@@ -3,13 +3,16 @@ span ids on a second run, one-line errors."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from otel.helpers import find_planned
 from otlp_receiver import Receiver, attributes
 
 from runtrace.cli import main
 from runtrace.demo import DemoResult
-from runtrace.forward import forward_runs
+from runtrace.errors import ForwardError
+from runtrace.forward import forward_runs, traces_url
 
 
 def test_forward_command_sends_every_run_once(
@@ -54,3 +57,42 @@ def test_an_unknown_run_and_a_dead_backend_fail_with_one_line(
     assert code == 1
     assert "did not accept the spans" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_forward_progress_counts_every_run_up_to_the_total(
+    receiver: Receiver, demo: DemoResult
+) -> None:
+    calls: list[tuple[int, int]] = []
+    result = forward_runs(demo.path, receiver.url, progress=lambda *c: calls.append(c))
+    runs = demo.workload.expected.runs
+    assert result.runs == runs
+    assert calls[-1] == (runs, runs)
+    assert [done for done, _ in calls[:-1]] == list(range(1, runs + 1))
+    assert {total for _, total in calls} == {runs}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"headers": {"x-token": "a\r\nInjected: 1"}}, "bad value for header 'x-token'"),
+        ({"headers": {"bad name": "v"}}, "bad header name 'bad name'"),
+        ({"timeout": float("nan")}, "bad timeout nan"),
+        ({"timeout": 0}, "bad timeout 0"),
+    ],
+)
+def test_bad_headers_and_timeouts_are_refused_before_anything_is_sent(
+    receiver: Receiver, demo: DemoResult, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ForwardError, match=message):
+        forward_runs(demo.path, receiver.url, **kwargs)
+    assert receiver.requests == 0
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["localhost:4318", "http://[::1", "http://host:port/", "http://a b/", "http://é.example/",
+     "ftp://127.0.0.1/", "http:///v1/traces", "http://127.0.0.1/\x00"],
+)  # fmt: skip
+def test_a_bad_endpoint_is_named(endpoint: str) -> None:
+    with pytest.raises(ForwardError, match="bad endpoint"):
+        traces_url(endpoint)

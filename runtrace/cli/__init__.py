@@ -2,20 +2,23 @@
 
 Every command takes ``--db PATH`` (default ``$RUNTRACE_DB``, else ``runtrace.duckdb``). Read
 commands open the file read-only through :func:`runtrace.connect`, so they work while agents are
-recording into it. Expected failures (a missing file, an unknown run, bad SQL, a bad parameter)
-print one line to stderr and exit with status 1; usage errors exit with 2.
+recording into it. Expected failures (a missing file, an unknown run, bad SQL, a query parameter
+of the wrong type) print one line to stderr and exit with status 1; usage errors (an option's
+value that cannot be right: text that is not UTF-8, a path with NUL, a negative --limit) exit
+with 2, also in one line.
 """
 
 from __future__ import annotations
 
 import sys
+from argparse import ArgumentTypeError
 from collections.abc import Sequence
 
 import duckdb
 
 from ..errors import RuntraceError
 from .commands import default_db
-from .parser import build_parser
+from .parser import build_parser, path
 
 __all__ = ["main"]
 
@@ -25,7 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "db"):
-        args.db = default_db()
+        try:
+            args.db = path(default_db())
+        except ArgumentTypeError as exc:
+            parser.error(f"$RUNTRACE_DB: {exc}")
     if args.command == "demo":
         from ..demo import DEFAULT_RUNS, DEFAULT_SEED
 

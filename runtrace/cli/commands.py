@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,34 +44,46 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
     return connect(_existing_db(path))
 
 
-def _parse_params(pairs: Sequence[str]) -> dict[str, str]:
+def _parse_params(pairs: Sequence[str], option: str = "-p") -> dict[str, str]:
+    """``name=value`` pairs; the value is kept verbatim (it is bound, never formatted)."""
     params: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        key = key.strip().lstrip("$")
+        key = key.strip().lstrip("$") if option == "-p" else key.strip()
         if not sep or not key:
-            raise CommandError(f"bad parameter {pair!r}: use -p name=value")
+            raise CommandError(f"bad {option} {pair!r:.80}: use {option} name=value")
+        if key in params:
+            raise CommandError(f"{option} {key!r:.80} is given twice")
         params[key] = value
     return params
+
+
+_MAX_MS = 2**63 // 1_000_000
+"""Epoch ms that fit int64 nanoseconds (up to 2262), as stored times do."""
+_AGE = re.compile(r"([0-9]{1,12})([smhd])")
+_UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def _parse_since(text: str) -> int:
     """``--since``: epoch ms, an ISO date/time (UTC unless it says), or an age like ``2h``."""
     text = text.strip()
-    units = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-    if text[-1:] in units and text[:-1].isdigit():
-        return int(time.time() * 1000) - int(text[:-1]) * units[text[-1]]
-    if text.isdigit():
-        return int(text)
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise CommandError(
-            f"bad --since {text!r}: use epoch ms, an ISO time like 2026-01-31T12:00, or 30m/2h/7d"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
+    bad = f"bad --since {text!r:.80}: use epoch ms, an ISO time like 2026-01-31T12:00, or 30m/2h/7d"
+    age = _AGE.fullmatch(text)
+    if age:
+        since = int(time.time() * 1000) - int(age.group(1)) * _UNITS[age.group(2)]
+    elif re.fullmatch(r"[0-9]{1,19}", text):
+        since = int(text)
+    else:
+        try:
+            when = dt.datetime.fromisoformat(text)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.timezone.utc)
+            since = int(when.timestamp() * 1000)
+        except (ValueError, OverflowError):
+            raise CommandError(bad) from None
+    if not 0 <= since < _MAX_MS:
+        raise CommandError(f"{bad} (from 1970 to 2262)")
+    return since
 
 
 def demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -188,7 +201,11 @@ def export(args: argparse.Namespace, out: TextIO) -> int:
     from ..duckdb import export_parquet
 
     _existing_db(args.db)
-    counts = export_parquet(args.db, args.parquet)
+    update, close = progress("exporting", unit="row")
+    try:
+        counts = export_parquet(args.db, args.parquet, progress=update)
+    finally:
+        close()
     out.write(
         f"Exported {counts.get('runs', 0)} runs and {counts.get('run_events', 0)} events"
         f" from {args.db} to {args.parquet} (Parquet, partitioned by day)\n"
@@ -201,10 +218,13 @@ def import_(args: argparse.Namespace, out: TextIO) -> int:
 
     if not Path(args.file).is_file():
         raise CommandError(f"no such file: {args.file}")
+    update, close = progress("importing", unit="B", scale=True)
     try:
-        result = import_jsonl(args.file, args.db)
+        result = import_jsonl(args.file, args.db, progress=update)
     except JsonlImportError as exc:
         raise CommandError(f"{args.file}, {exc}") from exc
+    finally:
+        close()
     out.write(
         f"Imported {result.runs} runs ({result.events} events) from {args.file} into {args.db}"
     )
@@ -215,26 +235,34 @@ def import_(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def forward(args: argparse.Namespace, out: TextIO) -> int:
-    from ..forward import forward_runs, traces_url
+    from ..forward import check_headers, forward_runs, traces_url
 
     try:
         url = traces_url(args.endpoint)
-    except ForwardError:
-        raise CommandError(
-            f"bad --endpoint {args.endpoint!r}: use an http:// or https:// URL"
-        ) from None
+    except ForwardError as exc:
+        raise CommandError(str(exc).replace("bad endpoint", "bad --endpoint", 1)) from None
+    headers = _parse_params(args.header, "--header") if args.header else None
+    try:
+        check_headers(headers or {})
+    except ForwardError as exc:
+        raise CommandError(f"--header: {exc}") from None  # names the header
     since = _parse_since(args.since) if args.since else None
     _existing_db(args.db)
     # The exporter logs its own retries and failures; the command reports them in one line.
     logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
-    sent = forward_runs(
-        args.db,
-        url,
-        since_ms=since,
-        run_id=args.run,
-        headers=_parse_params(args.header) if args.header else None,
-        timeout=args.timeout,
-    )
+    update, close = progress("forwarding")
+    try:
+        sent = forward_runs(
+            args.db,
+            url,
+            since_ms=since,
+            run_id=args.run,
+            headers=headers,
+            timeout=args.timeout,
+            progress=update,
+        )
+    finally:
+        close()
     if args.run and sent.runs == 0:
         raise CommandError(f"no run with id {args.run!r} in {args.db}")
     out.write(f"Forwarded {sent.runs} runs ({sent.spans} spans) to {sent.endpoint}\n")

@@ -20,18 +20,29 @@ Progress = Callable[[int, int], None]
 
 
 def progress(
-    label: str, unit: str = "run", stream: TextIO | None = None
+    label: str, unit: str = "run", stream: TextIO | None = None, *, scale: bool = False
 ) -> tuple[Progress, Callable[[], None]]:
     """A progress callback drawing a tqdm bar on ``stream`` (stderr), and the function that
     closes it. The bar shows only on a terminal (tqdm's ``disable=None``), so pipes and CI logs
-    stay quiet."""
+    stay quiet. ``scale`` shows large counts as k/M/G (for bytes)."""
     bar: tqdm[Any] | None = None
     file = sys.stderr if stream is None else stream
 
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=label, unit=unit, file=file, disable=None)
+            bar = tqdm(
+                total=total,
+                desc=label,
+                unit=unit,
+                unit_scale=scale,
+                unit_divisor=1024 if scale else 1000,
+                file=file,
+                disable=None,
+            )
+        if total != bar.total:  # a stream of unknown length, or a file that grew
+            bar.total = total
+            bar.refresh()
         bar.update(done - bar.n)
 
     def close() -> None:

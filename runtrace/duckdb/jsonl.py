@@ -11,10 +11,9 @@ already in the file are skipped and reported, so importing a file twice changes 
 
 from __future__ import annotations
 
-import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -42,33 +41,81 @@ class ImportResult:
     skipped: list[str]
 
 
-def _lines(source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[str]) -> Iterable[str]:
+Progress = Callable[[int, int], None]
+"""A progress callback: ``(done, total)``, here bytes of the stream read and validated."""
+
+_PROGRESS_EVERY = 1 << 20
+"""Bytes between two progress calls: a call per line would cost more than the line."""
+
+
+def _size(source: object) -> int:
+    """The stream's size in bytes from here on, or 0 when it is not a regular file."""
     if isinstance(source, (str, os.PathLike)):
-        with open(source, encoding="utf-8") as fh:
+        return os.stat(source).st_size
+    try:
+        fileno = source.fileno()  # type: ignore[attr-defined]
+        size = os.fstat(fileno).st_size
+        position = source.tell()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return max(0, int(size) - int(position))
+
+
+def _lines(
+    source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[str],
+) -> Iterator[str | bytes]:
+    """The stream's lines, bytes left undecoded so a bad one is named by its line number."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
             yield from fh
-    elif isinstance(source, io.IOBase) and "b" in getattr(source, "mode", "b"):
-        for raw in source:
-            yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
     else:
-        for line in source:
-            yield line.decode("utf-8") if isinstance(line, bytes) else line
+        yield from source
 
 
 def read_jsonl(
     source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[str],
+    *,
+    progress: Progress | None = None,
 ) -> tuple[list[RunRecord], dict[str, int]]:
     """Parse and validate a stream into RunRecords; returns them and each run's first line.
 
     Blank lines are skipped. Raises :class:`JsonlImportError` on the first bad line.
+    ``progress(done, total)`` hears the bytes read so far, about every MiB, and last
+    ``done == total``; ``total`` is the file's size (the bytes read, for a stream of unknown
+    length).
     """
+    records, firsts, done = _read(source, progress)
+    if progress is not None:
+        progress(done, done)
+    return records, firsts
+
+
+def _read(
+    source: str | os.PathLike[str] | IO[str] | IO[bytes] | Iterable[str],
+    progress: Progress | None,
+) -> tuple[list[RunRecord], dict[str, int], int]:
     lines: dict[str, list[tuple[int, int, Any]]] = {}
     sessions: dict[str, tuple[str, int]] = {}
+    total = _size(source) if progress is not None else 0
+    done = reported = 0
     for number, line in enumerate(_lines(source), start=1):
+        if progress is not None:
+            done += len(line) if isinstance(line, bytes) else len(line.encode("utf-8", "replace"))
+            if done - reported >= _PROGRESS_EVERY:
+                progress(done, max(total, done))
+                reported = done
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise JsonlImportError(
+                    f"not valid UTF-8 (byte {exc.start + 1} of the line)", line=number
+                ) from None
         if not line.strip():
             continue
         try:
             obj: Any = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except json.JSONDecodeError as exc:
             raise JsonlImportError(f"not valid JSON: {exc}", line=number) from None
         if not isinstance(obj, dict):
             raise JsonlImportError("expected a JSON object", line=number)
@@ -120,7 +167,8 @@ def read_jsonl(
         if snap.status.is_terminal:  # ended by its last terminal event
             snap = runs.finish(snap, at_ms=snap.updated_at_ms)
         records.append(RunRecord(snapshot=snap, events=run_events))
-    return records, {run_id: first for run_id, (_, first) in sessions.items()}
+    firsts = {run_id: first for run_id, (_, first) in sessions.items()}
+    return records, firsts, done
 
 
 def import_jsonl(
@@ -128,14 +176,17 @@ def import_jsonl(
     path: str | os.PathLike[str] = "runtrace.duckdb",
     *,
     lock_timeout: float = 10.0,
+    progress: Progress | None = None,
 ) -> ImportResult:
     """Import a JSON-lines event stream into the runtrace file at ``path``, all or nothing.
 
     ``source`` is a path, an open file or an iterable of lines. Runs already in the file are
     skipped (listed in the result). Imported runs have no owning process, so
     :func:`~runtrace.duckdb.recover_interrupted` leaves the unfinished ones alone.
+    ``progress(done, total)`` hears the bytes read and validated (about every MiB); the last
+    call, ``done == total``, comes once the runs are written.
     """
-    records, _ = read_jsonl(source)
+    records, _, read = _read(source, progress)
     skipped: list[str] = []
     if os.path.exists(path) and records:
         with reading(path, lock_timeout) as con:
@@ -147,4 +198,6 @@ def import_jsonl(
         skipped = sorted(stored)
         records = [r for r in records if r.snapshot.id not in stored]
     written = write_records(path, records, lock_timeout=lock_timeout) if records else 0
+    if progress is not None:
+        progress(read, read)
     return ImportResult(runs=len(records), events=written, skipped=skipped)

@@ -12,6 +12,7 @@ from duckdb_helpers import count
 
 from runtrace import DuckDBSink, RunStatus
 from runtrace.duckdb import import_jsonl, load_records
+from runtrace.duckdb.jsonl import read_jsonl
 from runtrace.errors import JsonlImportError
 
 
@@ -118,3 +119,42 @@ def test_an_out_of_range_jsonl_timestamp_is_named_and_nothing_is_created(
         import_jsonl(lines, db)
     assert info.value.line == 2
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_jsonl_import_progress_counts_bytes_up_to_the_file_size(tmp_path: Path) -> None:
+    db = tmp_path / "imp.duckdb"
+    src = tmp_path / "events.jsonl"
+    # A few MiB, so the import reports on the way and not only at the end.
+    src.write_text(
+        jsonl(*(line(f"r{i % 50}", f"s{i % 50}", i, type="text_delta", text="é" * 400)
+                for i in range(6_000))),
+        encoding="utf-8",
+    )  # fmt: skip
+    size = src.stat().st_size
+    calls: list[tuple[int, int]] = []
+    result = import_jsonl(src, db, progress=lambda done, total: calls.append((done, total)))
+    assert (result.runs, result.events) == (50, 6_000)
+    assert len(calls) >= 3
+    assert calls[-1] == (size, size)
+    assert all(total == size for _, total in calls)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_jsonl_progress_on_a_stream_of_unknown_length_ends_at_what_was_read() -> None:
+    calls: list[tuple[int, int]] = []
+    text = jsonl(line("r", "s", 1, type="x"), line("r", "s", 2, type="y"))
+    records, _ = read_jsonl(
+        iter(text.splitlines(keepends=True)), progress=lambda *c: calls.append(c)
+    )
+    assert len(records) == 1
+    assert calls == [(len(text.encode()), len(text.encode()))]
+
+
+def test_a_line_that_is_not_utf8_is_named_by_its_number(tmp_path: Path) -> None:
+    src = tmp_path / "events.jsonl"
+    good = jsonl(line("r", "s", 1, type="x")).encode()
+    src.write_bytes(good + b'{"run_id": "\xff"}\n')
+    with pytest.raises(JsonlImportError, match="not valid UTF-8") as info:
+        import_jsonl(src, tmp_path / "imp.duckdb")
+    assert info.value.line == 2
+    assert not (tmp_path / "imp.duckdb").exists()

@@ -10,6 +10,7 @@ from duckdb_helpers import start_run
 
 from runtrace import DuckDBSink, RunStore
 from runtrace.duckdb import export_parquet
+from runtrace.duckdb.maintenance import EXPORT_BATCH_ROWS
 
 
 def test_parquet_export_is_partitioned_by_day_and_reads_back(tmp_path: Path) -> None:
@@ -49,3 +50,20 @@ def test_parquet_export_is_partitioned_by_day_and_reads_back(tmp_path: Path) -> 
     # A second machine exporting into the same directory adds files, clobbering none.
     export_parquet(db, out)
     assert len(list((out / "runs").rglob("*.parquet"))) == 4
+
+
+def test_parquet_export_progress_counts_every_row_of_both_tables(tmp_path: Path) -> None:
+    db = tmp_path / "exp.duckdb"
+    store = RunStore()
+    rows = EXPORT_BATCH_ROWS + 5  # more than one batch: the export reports on the way
+    with DuckDBSink(db) as sink:
+        run = start_run(store, sink, "s", created_at_ms=1_000)
+        for i in range(rows):
+            sink.on_event(*store.record(run.id, {"type": "text_delta", "text": "x"}, at_ms=i))
+    calls: list[tuple[int, int]] = []
+    counts = export_parquet(db, tmp_path / "lake", progress=lambda *c: calls.append(c))
+    assert counts == {"runs": 1, "run_events": rows}
+    assert calls[-1] == (rows + 1, rows + 1)
+    assert len(calls) >= 3
+    assert all(total == rows + 1 for _, total in calls)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
