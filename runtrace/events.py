@@ -86,11 +86,22 @@ def _check_int(value: int, where: str) -> None:
         )
 
 
-def _check_json(value: Any, path: str) -> None:
+_MAX_DEPTH = 100
+"""How deep lists and objects may nest in an event. pydantic-core refuses to serialise past
+255 levels (so the DuckDB sink could not write such an event) and Python recursion stops near
+1,000; a limit well inside both is refused at record time, naming the field, instead."""
+
+
+def _check_json(value: Any, path: str, depth: int = 0) -> None:
     """Raise ValueError naming the first value under ``path`` that JSON, UTF-8 or DuckDB
     cannot carry: a non-finite float, a lone surrogate, an integer too long for decimal text,
-    a non-string key, an object of another type."""
+    a non-string key, nesting deeper than ``_MAX_DEPTH``, an object of another type."""
     where = path or "value"
+    if depth > _MAX_DEPTH:
+        raise ValueError(
+            f"{where} is nested more than {_MAX_DEPTH} lists or objects deep; runtrace keeps "
+            f"up to {_MAX_DEPTH} levels (flatten it, or store it as a JSON string)"
+        )
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, str):
@@ -105,15 +116,15 @@ def _check_json(value: Any, path: str) -> None:
             if not isinstance(key, str):
                 raise ValueError(f"{where} has the key {key!r}; JSON object keys are strings")
             _check_text(key, f"{where} (a key)")
-            _check_json(item, f"{path}.{key}" if path else key)
+            _check_json(item, f"{path}.{key}" if path else key, depth + 1)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            _check_json(item, f"{where}[{index}]")
+            _check_json(item, f"{where}[{index}]", depth + 1)
     elif isinstance(value, BaseModel):  # nested models refused inf/NaN themselves; not the rest
         for name, item in value.__dict__.items():
-            _check_json(item, f"{where}.{name}")
+            _check_json(item, f"{where}.{name}", depth + 1)
         if value.__pydantic_extra__:
-            _check_json(value.__pydantic_extra__, where)
+            _check_json(value.__pydantic_extra__, where, depth)
     else:
         raise ValueError(
             f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which JSON "

@@ -272,3 +272,29 @@ def test_a_generic_event_names_the_extra_field_it_refuses(raw: dict, message: st
 def test_a_type_that_is_not_a_string_is_refused_naming_it() -> None:
     with pytest.raises(ValidationError, match="type"):
         parse_event({"type": ["agent_start"], "prompt": "p"})
+
+
+def _nested(depth: int, kind: str) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+def test_nesting_deeper_than_the_limit_is_refused_naming_the_field(kind: str) -> None:
+    # pydantic-core refuses to serialise past 255 levels: the DuckDB sink would lose the event.
+    parse_event({"type": "custom", "x": _nested(100, kind)})
+    for depth in (101, 5_000):  # far past Python's recursion limit too
+        with pytest.raises(ValidationError, match=r"x(\.a|\[0\])+ is nested more than 100"):
+            parse_event({"type": "custom", "x": _nested(depth, kind)})
+    with pytest.raises(ValidationError, match=r"args(\.a)+ is nested more than 100"):
+        parse_event(
+            {
+                "type": "tool_end",
+                "id": "1",
+                "name": "n",
+                "exit_code": 0,
+                "args": _nested(150, "dict"),
+            }
+        )
