@@ -295,6 +295,7 @@ def test_nesting_deeper_than_the_limit_is_refused_naming_the_field(kind: str) ->
                 "id": "1",
                 "name": "n",
                 "exit_code": 0,
+                "output": "",
                 "args": _nested(150, "dict"),
             }
         )
