@@ -2,10 +2,12 @@
 
 Run: python -m benchmarks [--quick] [--only NAME ...] [--out FILE.md]
 
-Each ``bench_*.py`` module offers ``figures(quick) -> list[Figure]``; this runs them one after
-another (they are also scripts of their own, with more options) and prints one Markdown table:
-figure, baseline, ratio, absolute, target, met. ``--quick`` runs smaller workloads (minutes, not
-tens of minutes); README's Performance table comes from a full run.
+Every ``bench_*.py`` module beside this file that has ``figures(quick) -> list[Figure]`` is run,
+in name order (a new benchmark joins by having one; the others are scripts only and are named on
+stderr), each in turn (they are also scripts of their own, with more options), and one Markdown
+table is printed: figure, baseline, ratio, absolute, target, met. ``--quick`` runs smaller
+workloads (about five minutes on 2 cores in all). A benchmark that fails is reported on stderr
+and in the table, and the exit status is 1; the others still run.
 """
 
 from __future__ import annotations
@@ -16,23 +18,19 @@ import os
 import platform
 import sys
 import time
+import traceback
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from report import Figure, table
 
-BENCHMARKS = (
-    "bench_agent",
-    "bench_record",
-    "bench_store",
-    "bench_frameworks",
-    "bench_duckdb",
-    "bench_queries",
-    "bench_memory",
-    "bench_load",
-    "bench_faults",
-    "bench_serve",
-)
+HERE = Path(__file__).resolve().parent
+
+
+def benchmarks() -> list[str]:
+    """The ``bench_*`` modules beside this file, by name."""
+    return sorted(p.stem for p in HERE.glob("bench_*.py"))
 
 
 def machine() -> str:
@@ -40,30 +38,49 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {python}"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller workloads")
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME", help="e.g. bench_agent")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="e.g. bench_agent")
     parser.add_argument("--out", help="also write the table to this Markdown file")
     args = parser.parse_args()
+    known = benchmarks()
+    unknown = sorted(set(args.only or ()) - set(known))
+    if unknown:
+        parser.error(f"no benchmark {', '.join(unknown)} (there are {', '.join(known)})")
     figures: list[Figure] = []
-    for name in args.only or BENCHMARKS:
+    failed: list[str] = []
+    scripts: list[str] = []
+    timings: list[str] = []
+    for name in args.only or known:
         module = importlib.import_module(name)
         run = getattr(module, "figures", None)
         if run is None:
-            print(f"{name}: no figures() yet; run it as a script", file=sys.stderr)
+            scripts.append(name)
             continue
         started = time.perf_counter()
         print(f"{name} ...", file=sys.stderr, flush=True)
-        figures.extend(run(args.quick))
-        print(f"{name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        try:
+            figures.extend(run(args.quick))
+        except Exception:  # one broken benchmark must not cost the others' figures
+            traceback.print_exc()
+            failed.append(name)
+        seconds = time.perf_counter() - started
+        timings.append(f"{name} {seconds:.0f} s")
+        print(f"{name}: {seconds:.0f} s", file=sys.stderr, flush=True)
+    if scripts:
+        print(f"no figures() (scripts only): {', '.join(scripts)}", file=sys.stderr)
     text = f"{machine()}; `python -m benchmarks{' --quick' if args.quick else ''}`\n\n"
     text += table(figures)
+    if failed:
+        text += f"\n\n**failed** (see stderr): {', '.join(failed)}"
     print(text)
+    print("took: " + ", ".join(timings), file=sys.stderr)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as out:
             out.write(text + "\n")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from report import Figure
 
 from runtrace import connect
 from runtrace.duckdb import list_queries, run_query
@@ -134,6 +139,63 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
 
+PARAMS: dict[str, dict[str, Any]] = {
+    "session_timeline": {"session_id": "sess-12345"},
+    "run_timeline": {"run_id": "run-12345"},
+    "stuck_runs": {"now_ms": T0_MS + 31 * 86_400_000},
+}
+"""The required parameters, on rows that exist in the built file."""
+
+
+def time_queries(
+    con: duckdb.DuckDBPyConnection, repeat: int
+) -> tuple[tuple[float, float], dict[str, tuple[float, float, int]]]:
+    """The baseline scan's and every named query's (best, median) seconds, and rows returned."""
+    baseline = timed(
+        lambda: con.execute("SELECT count(*), sum(timestamp_ms) FROM run_events").fetchall(),
+        repeat,
+    )
+    results: dict[str, tuple[float, float, int]] = {}
+    for query in list_queries():
+        bound = PARAMS.get(query.name, {})
+        rows = run_query(con, query, bound).num_rows
+        best, median = timed(lambda q=query, b=bound: run_query(con, q, b), repeat)
+        results[query.name] = (best, median, rows)
+    return baseline, results
+
+
+def _count(n: int) -> str:
+    return f"{n // 1_000_000:,}M" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n // 1000:,}k"
+
+
+def figures(quick: bool) -> list[Figure]:
+    """For ``python -m benchmarks``: the slowest and the median named query's best time against
+    a full scan of ``run_events`` on the same file (1M runs / 10M events; 100k / 1M quick),
+    target under 1 s each."""
+    runs = 100_000 if quick else 1_000_000
+    with tempfile.TemporaryDirectory(prefix="runtrace-bench-") as tmp:
+        path = Path(tmp) / "bench.duckdb"
+        build(path, runs, 10)
+        con = connect(path)
+        try:
+            (scan, _), results = time_queries(con, 3)
+        finally:
+            con.close()
+    slowest = max(results, key=lambda name: results[name][0])
+    median = statistics.median(best for best, _, _ in results.values())
+    size = f"{_count(runs)} runs / {_count(runs * 10)} events"
+
+    def figure(name: str, seconds: float) -> Figure:
+        return Figure(
+            name, seconds * 1000, scan * 1000, "ms", "full scan of run_events", bound=1000
+        )
+
+    return [
+        figure(f"slowest of {len(results)} named queries ({slowest}), {size}", results[slowest][0]),
+        figure(f"median named query, {size}", median),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1_000_000)
@@ -160,26 +222,15 @@ def main() -> None:
     ).fetchone()
     assert counts is not None
     print(f"file has {counts[0]:,} runs and {counts[1]:,} events; {os.cpu_count()} CPUs")
-    params: dict[str, dict[str, Any]] = {
-        "session_timeline": {"session_id": "sess-12345"},
-        "run_timeline": {"run_id": "run-12345"},
-        "stuck_runs": {"now_ms": T0_MS + 31 * 86_400_000},
-    }
-    baseline, baseline_median = timed(
-        lambda: con.execute("SELECT count(*), sum(timestamp_ms) FROM run_events").fetchall(),
-        args.repeat,
-    )
+    (baseline, baseline_median), results = time_queries(con, args.repeat)
+    con.close()
     print(f"\n{'query':<26}{'best s':>9}{'median s':>10}{'x scan':>8}{'rows':>8}")
     print(f"{'baseline: scan run_events':<26}{baseline:>9.3f}{baseline_median:>10.3f}{1:>8.1f}")
     slow = []
-    for query in list_queries():
-        bound = params.get(query.name, {})
-        rows = run_query(con, query, bound).num_rows
-        best, median = timed(lambda q=query, b=bound: run_query(con, q, b), args.repeat)
-        print(f"{query.name:<26}{best:>9.3f}{median:>10.3f}{best / baseline:>8.1f}{rows:>8}")
+    for name, (best, median, rows) in results.items():
+        print(f"{name:<26}{best:>9.3f}{median:>10.3f}{best / baseline:>8.1f}{rows:>8}")
         if best >= 1.0:
-            slow.append(query.name)
-    con.close()
+            slow.append(name)
     print("\ntarget < 1 s each:", "met" if not slow else f"missed by {', '.join(slow)}")
     if tmp and not args.keep:
         for child in Path(tmp).iterdir():

@@ -37,8 +37,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, os.path.dirname(__file__))
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from report import Figure
 
 from runtrace import connect
 from runtrace.serve import BufferedIngest, DuckDBIngest, LogItem, Server
@@ -225,6 +227,57 @@ def _serve_once(args: argparse.Namespace) -> tuple[int, float]:
     return total, seconds
 
 
+def measure(args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Spans/s per round: the bare receiver and ``runtrace serve``, interleaved, so drift on a
+    shared machine hits both."""
+    bare_rates, serve_rates = [], []
+    for _ in range(args.repeat):
+        bare, url = _bare_server()
+        try:
+            total, seconds = _drive(args, url, "http")
+        finally:
+            bare.shutdown()
+            bare.server_close()
+        bare_rates.append(total / seconds)
+        total, seconds = _serve_once(args)
+        serve_rates.append(total / seconds)
+    return bare_rates, serve_rates
+
+
+TARGET_SPANS_PER_S = 10_000
+"""Issue 13: spans per second until queryable in SQL, on 2 cores."""
+
+
+def figures(quick: bool) -> list[Figure]:
+    """For ``python -m benchmarks``: OTLP/HTTP and OTLP/gRPC into DuckDB until queryable,
+    against the bare receiver (what the exporters can send at), medians of interleaved rounds."""
+    senders, runs, repeat = (2, 100, 2) if quick else (3, 300, 3)
+    result = []
+    for protocol in ("http", "grpc"):
+        args = argparse.Namespace(
+            senders=senders,
+            runs=runs,
+            spans_per_run=10,
+            protocol=protocol,
+            ingest="duckdb",
+            repeat=repeat,
+        )
+        bare_rates, serve_rates = measure(args)
+        result.append(
+            Figure(
+                f"serve: {senders} exporter processes over OTLP/{protocol.upper()} until "
+                "queryable in DuckDB",
+                statistics.median(serve_rates),
+                statistics.median(bare_rates),
+                "spans/s",
+                "bare OTLP/HTTP receiver",
+                lower=False,
+                bound=TARGET_SPANS_PER_S,
+            )
+        )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sender", action="store_true", help=argparse.SUPPRESS)
@@ -245,17 +298,7 @@ def main() -> None:
         f"{args.senders} senders x {args.runs} runs x {args.spans_per_run} spans (5 events each)"
         f" = {n} spans per round, {args.protocol}, ingest {args.ingest}, {os.cpu_count()} cores"
     )
-    bare_rates, serve_rates = [], []
-    for _ in range(args.repeat):  # interleaved, so drift on a shared machine hits both
-        bare, url = _bare_server()
-        try:
-            total, seconds = _drive(args, url, "http")
-        finally:
-            bare.shutdown()
-            bare.server_close()
-        bare_rates.append(total / seconds)
-        total, seconds = _serve_once(args)
-        serve_rates.append(total / seconds)
+    bare_rates, serve_rates = measure(args)
     bare_rate, serve_rate = statistics.median(bare_rates), statistics.median(serve_rates)
     print(f"bare receiver (exporters alone, OTLP/HTTP): {bare_rate:10,.0f} spans/s (median)")
     print(

@@ -13,7 +13,8 @@ class Figure:
     """A measured ``value`` against a ``baseline`` measured in the same run, in ``unit``.
 
     ``target`` is the ratio ``value / baseline`` to stay at or under (``lower`` is True: a cost)
-    or to reach (``lower`` is False: a rate); None when the figure is only reported.
+    or to reach (``lower`` is False: a rate); ``bound`` is the same for ``value`` itself, in
+    ``unit``, for targets stated absolutely (queries under 1 s); None when only reported.
     """
 
     name: str
@@ -24,6 +25,7 @@ class Figure:
     target: float | None = None
     lower: bool = True
     command: str = ""
+    bound: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -33,10 +35,21 @@ class Figure:
 
     @property
     def met(self) -> bool | None:
+        checks = []
         ratio = self.ratio
-        if self.target is None or ratio is None:
-            return None
-        return ratio <= self.target if self.lower else ratio >= self.target
+        if self.target is not None and ratio is not None:
+            checks.append(ratio <= self.target if self.lower else ratio >= self.target)
+        if self.bound is not None:
+            checks.append(self.value <= self.bound if self.lower else self.value >= self.bound)
+        return all(checks) if checks else None
+
+    @property
+    def target_text(self) -> str:
+        sign = "<=" if self.lower else ">="
+        parts = [f"{sign} {self.target:g}x"] if self.target is not None else []
+        if self.bound is not None:
+            parts.append(f"{sign} {_number(self.bound, self.unit)}")
+        return ", ".join(parts) or "-"
 
 
 def _number(value: float | None, unit: str) -> str:
@@ -54,7 +67,7 @@ def table(figures: Iterable[Figure]) -> str:
     ]
     for f in figures:
         ratio = "-" if f.ratio is None else f"{f.ratio:.2f}x"
-        target = "-" if f.target is None else f"{'<=' if f.lower else '>='} {f.target:g}x"
+        target = f.target_text
         met = {None: "-", True: "yes", False: "**no**"}[f.met]
         base = f"{f.baseline_name}: {_number(f.baseline, f.unit)}" if f.baseline else "-"
         lines.append(
