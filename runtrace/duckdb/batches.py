@@ -68,13 +68,14 @@ def merge_newest(into: Newest, newest: Newest) -> None:
 class BatchBuilder:
     """Builds :class:`~runtrace.duckdb.rows.Batch` objects from queued entries, thread-safely.
 
-    ``path`` only names the file in log messages.
+    ``path`` only names the file in log messages. ``owned`` stamps runs that have not ended
+    with this process (host, pid), which recovery checks; without it they have no owner.
     """
 
-    def __init__(self, path: str, counters: Counters) -> None:
+    def __init__(self, path: str, counters: Counters, *, owned: bool = True) -> None:
         self.path = path
         self.counters = counters
-        self.owner: Owner = (HOST, os.getpid())
+        self.owner: Owner | None = (HOST, os.getpid()) if owned else None
         self._lock = threading.Lock()
         # The version last written of each run: live runs, and the most recent ended ones
         # (bounded), so a stale snapshot queued late never overwrites a newer one.
@@ -82,7 +83,8 @@ class BatchBuilder:
         self.ended_keys: dict[str, Version] = {}
 
     def after_fork_in_child(self) -> None:
-        self.owner = (HOST, os.getpid())
+        if self.owner is not None:  # the child owns what it records; no owner stays none
+            self.owner = (HOST, os.getpid())
         self._lock = threading.Lock()
 
     def build(self, entries: list[Entry]) -> Batch:

@@ -49,6 +49,11 @@ class DuckDBSink:
     (another program held it past ``lock_timeout`` seconds). With ``recover=True`` the runs
     that dead processes on this host left unfinished are marked failed
     (:func:`~runtrace.duckdb.recover_interrupted`).
+
+    ``owner=True`` stamps runs that have not ended with this process (``owner_host``,
+    ``owner_pid``), so recovery can fail them once it is gone. ``owner=False`` writes them with
+    no owner: for a process that stores other processes' runs (an OTLP receiver), whose
+    restart must not fail runs that are still going elsewhere.
     """
 
     def __init__(
@@ -63,8 +68,11 @@ class DuckDBSink:
         lock_timeout: float = 10.0,
         max_retries: int = 5,
         recover: bool = True,
+        owner: bool = True,
         raise_errors: bool | None = None,
     ) -> None:
+        if not isinstance(owner, bool):
+            raise TypeError(f"owner must be True or False, not {owner!r}")
         if flush_interval <= 0:
             raise ValueError(f"flush_interval must be positive, not {flush_interval!r}")
         if max_batch_size < 1:
@@ -81,7 +89,7 @@ class DuckDBSink:
             except DatabaseError as exc:  # locked by readers: the next writer recovers
                 _log.info("recovery of %s deferred: %s", self.path, exc)
         faults = Faults("runtrace.duckdb", raise_errors)
-        self._builder = BatchBuilder(self.path, Counters())
+        self._builder = BatchBuilder(self.path, Counters(), owned=owner)
         self._writer = DuckDBWriter(
             self.path,
             self._builder,

@@ -4,6 +4,7 @@ trips, live visibility, batching, threads, odd values, stats, a full queue, shut
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 import threading
@@ -310,3 +311,42 @@ def test_persisted_listeners_hear_of_ended_runs_once_their_final_rows_are_stored
     assert sink.force_flush()
     sink.shutdown()
     assert heard == [[ended]]  # once
+
+
+def test_open_runs_are_owned_by_the_recording_process_unless_owner_is_false(
+    tmp_path: Path,
+) -> None:
+    from runtrace.duckdb.database import HOST
+
+    store = RunStore()
+    owned, unowned = tmp_path / "owned.duckdb", tmp_path / "unowned.duckdb"
+    for path, owner in ((owned, True), (unowned, False)):
+        with DuckDBSink(path, flush_interval=60, owner=owner) as sink:
+            record_run(store, sink, EVENTS[:2])
+    assert query(owned, "SELECT owner_host, owner_pid FROM runs") == [(HOST, os.getpid())]
+    assert query(unowned, "SELECT owner_host, owner_pid FROM runs") == [(None, None)]
+
+
+def test_a_forked_child_of_an_unowned_sink_writes_no_owner_either(db: Path) -> None:
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60, owner=False)
+    pid = os.fork()
+    if pid == 0:  # the child records one run and exits without Python's cleanup
+        code = 0
+        try:
+            record_run(store, sink, EVENTS[:2], session_id="child")
+            sink.shutdown()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sink.shutdown()
+    assert query(db, "SELECT session_id, owner_host, owner_pid FROM runs") == [
+        ("child", None, None)
+    ]
+
+
+def test_an_owner_that_is_not_a_bool_is_refused_naming_it(db: Path) -> None:
+    with pytest.raises(TypeError, match="owner"):
+        DuckDBSink(db, owner=("host", 1))  # type: ignore[arg-type]
