@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import threading
 import uuid
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -21,6 +22,35 @@ from .runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus, now_ms
 __all__ = ["RunStore"]
 
 _MAX_MS = 2**63 // 1_000_000  # so the time also fits an OpenTelemetry timestamp (int64 ns)
+
+
+class _Events:
+    """One run's events: the records it was given (:meth:`RunStore.replace_records`), then the
+    events recorded since, kept as their models and times. Records of those are made when read:
+    one object per stored event for the garbage collector to walk, not three (the record and its
+    ``__dict__`` too), in a store that keeps every event alive."""
+
+    __slots__ = ("given", "models", "offset", "times")
+
+    def __init__(self, given: Iterable[RunEventRecord] = ()) -> None:
+        self.given = list(given)
+        self.offset = len(self.given)  # the sequence of the first event recorded here
+        self.models: list[BaseEvent] = []
+        self.times = array("q")  # epoch ms, each below _MAX_MS
+
+    def __len__(self) -> int:
+        return self.offset + len(self.models)
+
+    def copy(self) -> tuple[list[RunEventRecord], int, list[BaseEvent], array[int]]:
+        """What :func:`_records` needs, taken under the store's lock."""
+        return self.given, self.offset, self.models[:], self.times[:]
+
+
+def _records(
+    given: list[RunEventRecord], offset: int, models: list[BaseEvent], times: array[int]
+) -> list[RunEventRecord]:
+    made = map(runs.event_record, range(offset, offset + len(models)), times, models)
+    return [*given, *made] if given else list(made)
 
 
 class RunStore:
@@ -61,7 +91,7 @@ class RunStore:
             )
         self._lock = threading.Lock()
         self._runs: dict[str, RunSnapshot] = {}
-        self._events: dict[str, list[RunEventRecord]] = {}
+        self._events: dict[str, _Events] = {}
         self._max_finished = max_finished_runs
         self._max_age_ms = None if max_finished_age_s is None else max_finished_age_s * 1000
         self._retains = max_finished_runs is not None or max_finished_age_s is not None
@@ -141,7 +171,7 @@ class RunStore:
             if snapshot.id in self._runs:
                 raise ValueError(f"a run with id {snapshot.id!r} already exists")
             self._runs[snapshot.id] = snapshot
-            self._events[snapshot.id] = []
+            self._events[snapshot.id] = _Events()
         return snapshot
 
     def record(
@@ -171,15 +201,17 @@ class RunStore:
             snapshot = self._runs.get(run_id)
             if snapshot is None:
                 raise RunNotFound(run_id)
-            run_events = self._events[run_id]
-            record = runs.event_record(len(run_events), at, model)
-            run_events.append(record)
+            stored = self._events[run_id]
+            models = stored.models
+            sequence = stored.offset + len(models)
+            models.append(model)
+            stored.times.append(at)
             if snapshot.ended_at_ms is not None and self._persisters:
                 # A straggler on a finished run: its newest state is not persisted yet.
                 self._evictable.pop(run_id, None)
                 self._unpersisted[run_id] = 0
             snapshot = self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
-        return snapshot, record
+        return snapshot, runs.event_record(sequence, at, model)
 
     def mark_failed(self, run_id: str, error: str, *, at_ms: int | None = None) -> RunSnapshot:
         """Mark the run failed with ``error``, unless it was cancelled."""
@@ -223,7 +255,11 @@ class RunStore:
     def events(self, run_id: str) -> list[RunEventRecord]:
         """A copy of the run's events in sequence order (empty for an unknown run)."""
         with self._lock:
-            return list(self._events.get(run_id, ()))
+            stored = self._events.get(run_id)
+            if stored is None:
+                return []
+            parts = stored.copy()
+        return _records(*parts)
 
     def list(self) -> list[RunSnapshot]:
         """All snapshots, oldest first."""
@@ -235,20 +271,20 @@ class RunStore:
     def records(self) -> builtins.list[RunRecord]:
         """Every run with its events, oldest first, consistent with one another."""
         with self._lock:
-            pairs = [(s, list(self._events[s.id])) for s in self._runs.values()]
+            pairs = [(s, self._events[s.id].copy()) for s in self._runs.values()]
         pairs.sort(key=lambda pair: pair[0].created_at_ms)
-        return [RunRecord.model_construct(snapshot=s, events=e) for s, e in pairs]
+        return [RunRecord.model_construct(snapshot=s, events=_records(*e)) for s, e in pairs]
 
     def replace_records(self, records: Iterable[RunRecord]) -> None:
         """Replace the whole store with ``records``; each ``event_count`` is recomputed."""
         new_runs: dict[str, RunSnapshot] = {}
-        new_events: dict[str, list[RunEventRecord]] = {}
+        new_events: dict[str, _Events] = {}
         for record in records:
             snapshot = record.snapshot
             if snapshot.event_count != len(record.events):
                 snapshot = snapshot.model_copy(update={"event_count": len(record.events)})
             new_runs[snapshot.id] = snapshot
-            new_events[snapshot.id] = list(record.events)
+            new_events[snapshot.id] = _Events(record.events)
         with self._lock:
             self._runs = new_runs
             self._events = new_events

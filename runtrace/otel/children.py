@@ -228,44 +228,60 @@ def _start_time(span: trace.Span) -> int:
     return start or 0
 
 
+_OK = Status(StatusCode.OK)
+_TOOL_SPAN_NAMES: dict[str, str] = {}  # tool name -> span name, bounded below
+
+
+def _tool_span_name(name: str) -> str:
+    span_name = _TOOL_SPAN_NAMES.get(name)
+    if span_name is None:
+        span_name = f"{sc.OP_EXECUTE_TOOL} {name}"
+        if len(_TOOL_SPAN_NAMES) < 1024:
+            _TOOL_SPAN_NAMES[name] = span_name
+    return span_name
+
+
 def on_child_event(
     tracer: trace.Tracer, live: LiveRun, event: BaseEvent, ns: int, settings: SpanSettings
 ) -> None:
-    """Open or close the child span ``event`` stands for on the live run, at ``ns``."""
+    """Open or close the child span ``event`` stands for on the live run, at ``ns``.
+
+    Tool calls, the common case, take a path of their own with the same result as
+    :func:`child_span_start` / :func:`child_span_end`: no intermediate objects, one attribute
+    set at the end (the SDK cleans a mapping of attributes value by value)."""
+    event_type = event.type
+    if event_type == "tool_start" or event_type == "tool_execution_start":
+        name = getattr(event, "name", "")
+        call_id = getattr(event, "id", "")
+        if type(name) is not str:
+            name = str(name)
+        if type(call_id) is not str:
+            call_id = str(call_id)
+        attributes: dict[str, AttributeValue] = {
+            sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
+            sc.GEN_AI_TOOL_NAME: name,
+            sc.GEN_AI_TOOL_CALL_ID: call_id,
+            sc.RUN_ID: live.run_id,
+            sc.SPAN_KIND: sc.KIND_TOOL,
+        }
+        _open_child(tracer, live, (sc.KIND_TOOL, call_id), _tool_span_name(name), attributes, ns)
+        return
+    if event_type == "tool_end" and not settings.capture_content:
+        exit_code = getattr(event, "exit_code", 0)
+        if exit_code == 0 and not getattr(event, "error_kind", None):
+            call_id = getattr(event, "id", "")
+            key = (sc.KIND_TOOL, call_id if type(call_id) is str else str(call_id))
+            with live.lock:
+                span = live.children.pop(key, None)
+            if span is not None:
+                span.set_attribute(sc.TOOL_EXIT_CODE, attribute_int(exit_code))
+                span.set_status(_OK)
+                span.end(ns)
+            return
     start = child_span_start(event, live.run_id, settings)
     if start is not None:
-        key = start.key
-        with live.lock:
-            if key in live.children:
-                return
-            live.children[key] = None  # reserved: a second start of the same call is skipped
-        # Started outside the lock: start_span calls the sampler and every span processor, any
-        # of which may cancel or end the run (which closes the children under the lock).
-        context = live.context
-        if context is None:
-            context = live.context = trace.set_span_in_context(live.span)
-        try:
-            child = tracer.start_span(
-                start.name,
-                context=context,
-                attributes=start.attributes,
-                start_time=start.start_ms * _MS if start.start_ms else ns,
-            )
-        except BaseException:
-            with live.lock:
-                if key in live.children and live.children[key] is None:
-                    del live.children[key]
-            raise
-        with live.lock:
-            # Still reserved and the run still open: keep it. Otherwise the run was settled (its
-            # children closed) or the call ended while the span was starting.
-            keep = not live.settled and key in live.children and live.children[key] is None
-            if keep:
-                live.children[key] = child
-        if not keep:
-            if live.settled:
-                child.set_attribute(sc.SPAN_UNFINISHED, True)
-            child.end(max(time.time_ns(), _start_time(child)))
+        start_ns = start.start_ms * _MS if start.start_ms else ns
+        _open_child(tracer, live, start.key, start.name, start.attributes, start_ns)
         return
     end = child_span_end(event, settings)
     if end is not None:
@@ -275,6 +291,42 @@ def on_child_event(
             span.set_attributes(end.attributes)
             span.set_status(end.status)
             span.end(end.end_ms * _MS if end.end_ms else ns)
+
+
+def _open_child(
+    tracer: trace.Tracer,
+    live: LiveRun,
+    key: ChildKey,
+    name: str,
+    attributes: dict[str, AttributeValue],
+    start_ns: int,
+) -> None:
+    with live.lock:
+        if key in live.children:
+            return
+        live.children[key] = None  # reserved: a second start of the same call is skipped
+    # Started outside the lock: start_span calls the sampler and every span processor, any
+    # of which may cancel or end the run (which closes the children under the lock).
+    context = live.context
+    if context is None:
+        context = live.context = trace.set_span_in_context(live.span)
+    try:
+        child = tracer.start_span(name, context=context, attributes=attributes, start_time=start_ns)
+    except BaseException:
+        with live.lock:
+            if key in live.children and live.children[key] is None:
+                del live.children[key]
+        raise
+    with live.lock:
+        # Still reserved and the run still open: keep it. Otherwise the run was settled (its
+        # children closed) or the call ended while the span was starting.
+        keep = not live.settled and key in live.children and live.children[key] is None
+        if keep:
+            live.children[key] = child
+    if not keep:
+        if live.settled:
+            child.set_attribute(sc.SPAN_UNFINISHED, True)
+        child.end(max(time.time_ns(), _start_time(child)))
 
 
 def close_children(live: LiveRun, end_ns: int) -> None:

@@ -47,7 +47,9 @@ store's already)."""
 
 
 def _outline(span: ReadableSpan) -> _Outline:
-    attributes = span.attributes or {}
+    # One copy of the SDK's mapping: each ``in`` on it is a Python call, and a missing key
+    # raises inside it.
+    attributes = dict(span.attributes or {})
     kept = {key: attributes[key] for key in _OUTLINE_KEYS if key in attributes}
     return (
         span.name,

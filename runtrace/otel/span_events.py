@@ -179,11 +179,24 @@ def event_attributes(
     """
     settings = settings or default_settings()
     event_type = event.type
+    capture = settings.capture_content
+    content = settings.content_fields
+    if (
+        sequence is not None
+        and not capture
+        and not event.__pydantic_extra__
+        and type(event) is not GenericEvent
+    ):
+        # The deltas, most of a run's events: every field is a required text field left off,
+        # so the span event carries its number only (what the loop below would make of it).
+        quiet = _QUIET.get(event_type)
+        if quiet is None or quiet[0] is not content:
+            quiet = _quiet_fields(event, content)
+        if event.__dict__.keys() <= quiet[1]:
+            return {sc.EVENT_SEQUENCE: sequence}
     keys = _KEYS_BY_TYPE.get(event_type)
     if keys is None:
         keys = _KEYS_BY_TYPE[event_type] = {}
-    capture = settings.capture_content
-    content = settings.content_fields
     max_len = settings.max_value_length
     attrs: dict[str, Any] = {}
     enc: _Encoder | None = None
@@ -247,6 +260,21 @@ def event_attributes(
         if enc.json_keys:
             attrs[sc.EVENT_JSON] = tuple(enc.json_keys)
     return attrs
+
+
+_QUIET: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _quiet_fields(
+    event: BaseEvent, content: frozenset[str]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """For ``content``: the fields of ``event``'s core type that never reach a numbered span
+    event with capture off (its required text fields that are content, and ``type``)."""
+    event_type = event.type
+    entry = (content, frozenset({"type"} | (_required_str_fields(event_type) & content)))
+    if len(_QUIET) < 1024:
+        _QUIET[event_type] = entry
+    return entry
 
 
 def _generic_on_span(name: str, value: Any) -> bool:
