@@ -10,6 +10,7 @@ __all__ = [
     "DatabaseLocked",
     "DatabaseNotFound",
     "ForwardError",
+    "InvalidRun",
     "JsonlImportError",
     "NoActiveRun",
     "NotADuckDBFile",
@@ -35,6 +36,12 @@ class RunNotFound(RuntraceError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the argument
         return f"no run with id {self.run_id!r}"
+
+
+class InvalidRun(RuntraceError, ValueError):
+    """A run's session id, prompt, agent name or attributes hold a value the database or an
+    OTLP backend could not keep; the message names the field. Nothing was started or stored.
+    """
 
 
 class NoActiveRun(RuntraceError):

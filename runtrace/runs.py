@@ -21,6 +21,7 @@ from pydantic import (
     model_serializer,
 )
 
+from .errors import InvalidRun
 from .events import (
     AgentEnd,
     AgentStart,
@@ -34,6 +35,8 @@ from .events import (
     TurnEnd,
     TurnStart,
     VerificationStart,
+    _check_json,
+    _check_text,
 )
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "RunEventRecord",
     "RunRecord",
     "apply_event",
+    "check_run_fields",
     "event_record",
     "finish",
     "mark_cancelled",
@@ -345,3 +349,51 @@ def finish(
         else:
             changes.update(status=RunStatus.FAILED, error=error)
     return _evolve(snapshot, changes)
+
+
+def check_run_fields(
+    session_id: object, prompt: object, agent_name: object, attributes: object
+) -> None:
+    """Raise :class:`~runtrace.errors.InvalidRun` naming the first of a new run's fields that
+    the database or OTLP could not keep (a lone surrogate, NaN, an object JSON cannot carry),
+    so nothing is lost later by a background writer or exporter (which would also cost the
+    backend the other runs' spans in its batch)."""
+    for name, value, optional in (
+        ("session_id", session_id, False),
+        ("prompt", prompt, False),
+        ("agent_name", agent_name, True),
+    ):
+        if value is None and optional:
+            continue
+        if not isinstance(value, str):
+            raise InvalidRun(f"{name} must be a str, not {type(value).__qualname__}")
+        try:
+            _check_text(value, name)
+        except ValueError as exc:
+            raise InvalidRun(str(exc)) from None
+    if attributes is None:
+        return
+    if not isinstance(attributes, Mapping):
+        raise InvalidRun(f"attributes must be a dict, not {type(attributes).__qualname__}")
+    try:
+        _check_json(dict(attributes), "attributes")
+    except ValueError as exc:
+        raise InvalidRun(str(exc)) from None
+    for key, value in attributes.items():
+        if not key:
+            raise InvalidRun("attributes has an empty key; OpenTelemetry drops those")
+        if value is None:
+            continue  # unset: left off the span, as OpenTelemetry does
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        kinds = {type(item) for item in items}
+        if len(kinds) > 1 or not kinds <= _ATTRIBUTE_TYPES:
+            what = type(value).__name__
+            if items is value:
+                what += " of " + " and ".join(sorted(k.__name__ for k in kinds))
+            raise InvalidRun(
+                f"attributes.{key} is a {what}; a span attribute is a str, bool, int or float, "
+                "or a list of one of these types (pass anything else as a JSON string)"
+            )
+
+
+_ATTRIBUTE_TYPES = frozenset({str, bool, int, float})

@@ -21,8 +21,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from otlp_receiver import Receiver, attributes
 from pydantic import ValidationError
 
-from runtrace import DuckDBSink, RunSpanProcessor, Runtrace, SpanSettings
+from runtrace import DuckDBSink, RunSpanProcessor, RunStore, Runtrace, SpanSettings
 from runtrace.duckdb import load_records
+from runtrace.errors import InvalidRun
 from runtrace.otel import event_from_attributes
 
 SURROGATE = "\udcff"
@@ -171,3 +172,104 @@ def test_a_lone_surrogate_is_refused_naming_the_field(pipeline: Pipeline) -> Non
     pipeline.sink.force_flush()
     (record,) = load_records(pipeline.path, run_ids=[run.id])
     assert [r.event.model_dump()["text"] for r in record.events] == ["kept"]
+
+
+texts = st.one_of(
+    st.text(st.characters(codec="utf-8"), max_size=20),
+    st.sampled_from(
+        ["", "\x00", "a\x00b", SURROGATE, "x" + SURROGATE, "é", "'; DROP TABLE runs; --"]
+    ),
+)
+attribute_values = st.one_of(
+    scalars,
+    st.lists(st.integers(min_value=-(2**70), max_value=2**70), max_size=3),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.lists(st.one_of(st.integers(), st.text(max_size=3)), min_size=2, max_size=3),  # mixed
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+def _span_value(value: Any) -> Any:
+    """A run attribute as OTLP carries it: integers beyond int64 as decimal text."""
+    if isinstance(value, list):
+        wide = any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in value)
+        return [str(v) if wide else v for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return str(value)
+    return value
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    texts,
+    texts,
+    st.one_of(st.none(), texts),
+    st.dictionaries(st.sampled_from(["job", "a.b", "", "é", "x"]), attribute_values, max_size=3),
+)
+def test_a_run_is_refused_naming_its_field_or_kept_whole_in_store_file_and_backend(
+    pipeline: Pipeline,
+    session_id: str,
+    prompt: str,
+    agent_name: str | None,
+    extra: dict[str, Any],
+) -> None:
+    before = len(pipeline.rt.store)
+    try:
+        run = pipeline.rt.begin_run(session_id, prompt, agent_name, extra)
+    except InvalidRun as error:
+        field = str(error).split(" ", 1)[0]
+        assert field.split(".")[0] in {"session_id", "prompt", "agent_name", "attributes"}
+        assert len(pipeline.rt.store) == before  # nothing started, nothing stored
+        return
+    agent_name = agent_name or None  # an empty name is no name
+    run.record({"type": "agent_end", "text": "done"})
+    run.end()
+    stored = pipeline.rt.store.snapshot(run.id)
+    assert stored is not None
+    assert (stored.session_id, stored.prompt, stored.agent_name) == (session_id, prompt, agent_name)
+    given_attributes = {k: v for k, v in extra.items() if v is not None}
+    for key, value in given_attributes.items():
+        assert _same(_plain(stored.attributes[key]), value), key
+    pipeline.sink.force_flush()
+    (record,) = load_records(pipeline.path, run_ids=[run.id])
+    in_file = record.snapshot
+    assert (in_file.session_id, in_file.prompt, in_file.agent_name) == (
+        session_id,
+        prompt,
+        agent_name,
+    )
+    for key, value in given_attributes.items():
+        assert _same(_plain(in_file.attributes[key]), value), key
+    pipeline.provider.force_flush()
+    (span,) = [s for s in pipeline.receiver.spans if attributes(s).get("runtrace.run.id") == run.id]
+    on_span = attributes(span)
+    assert on_span["gen_ai.conversation.id"] == session_id
+    for key, value in given_attributes.items():
+        assert _same(_plain(on_span[key]), _span_value(value)), key
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"session_id": "s" + SURROGATE}, "session_id"),
+        ({"prompt": SURROGATE}, "prompt"),
+        ({"agent_name": "a" + SURROGATE}, "agent_name"),
+        ({"attributes": {"k": float("nan")}}, "attributes.k"),
+        ({"attributes": {"k": {"nested": 1}}}, "attributes.k"),
+        ({"attributes": {"k": [1, "mixed"]}}, "attributes.k"),
+        ({"attributes": {"": 1}}, "attributes"),
+        ({"session_id": 7}, "session_id"),
+    ],
+)
+def test_the_store_refuses_a_run_it_could_not_pass_on_naming_the_field(
+    fields: dict[str, Any], named: str
+) -> None:
+    store = RunStore()
+    arguments: dict[str, Any] = {"session_id": "s", **fields}
+    with pytest.raises(InvalidRun, match=rf"^{re.escape(named)}\b"):
+        store.create_run(**arguments)
+    assert len(store) == 0

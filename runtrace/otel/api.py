@@ -21,7 +21,7 @@ from opentelemetry import trace
 
 from ..errors import NoActiveRun, RunCancelled, RuntraceError
 from ..hooks import CancellationToken
-from ..runs import RunEventRecord, RunSnapshot, RunStatus
+from ..runs import RunEventRecord, RunSnapshot, RunStatus, check_run_fields
 from ..store import RunStore
 from ..version import __version__
 from .live import LiveRun
@@ -289,8 +289,10 @@ class Runtrace:
 
         For agents whose run does not fit one ``with`` block (callbacks, generators), and for
         runs replayed from an agent's log (``at_ns``: its start, epoch nanoseconds, now by
-        default). The span's parent is the current span, if any.
+        default). The span's parent is the current span, if any. A field the database or
+        OTLP could not keep raises :class:`~runtrace.errors.InvalidRun`, before any span starts.
         """
+        check_run_fields(session_id, prompt, agent_name, attributes)
         run_id = f"run-{uuid.uuid4()}"
         span_attributes = run_start_attributes(
             run_id=run_id,
