@@ -97,7 +97,7 @@ def check_headers(headers: Mapping[str, str]) -> None:
             )
         if not _HEADER_VALUE.match(value):
             raise ForwardError(
-                f"bad value for header {name!r}: {value!r:.200} has a line break, NUL or "
+                f"bad value for header {name!r:.200}: {value!r:.200} has a line break, NUL or "
                 "another control character, or is not Latin-1"
             )
 

@@ -22,11 +22,19 @@ from .parser import build_parser, path
 
 __all__ = ["main"]
 
+_REPEATED = frozenset({"param", "header"})
+"""The options given once per value (``action="append"``): lists of strings."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``runtrace`` command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for dest, value in vars(args).items():
+        # argparse (3.11, 3.12) turns `--endpoint=--` into [] without calling the option's type
+        items = value if dest in _REPEATED else [value]
+        if isinstance(value, list) and any(isinstance(item, list) for item in items):
+            parser.error(f"argument --{dest.replace('_', '-')}: expected a value, got '--'")
     if not hasattr(args, "db"):
         try:
             args.db = path(default_db())

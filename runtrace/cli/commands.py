@@ -139,7 +139,7 @@ def show(args: argparse.Namespace, out: TextIO) -> int:
         run = con.sql("SELECT * FROM runs WHERE run_id = $run_id", params={"run_id": args.run_id})
         rows = run.to_arrow_table().to_pylist()
         if not rows:
-            raise CommandError(f"no run with id {args.run_id!r} in {args.db}")
+            raise CommandError(f"no run with id {args.run_id!r:.200} in {args.db}")
         timeline = run_query(con, "run_timeline", {"run_id": args.run_id, "limit": args.limit})
     finally:
         con.close()
@@ -246,7 +246,7 @@ def forward(args: argparse.Namespace, out: TextIO) -> int:
         check_headers(headers or {})
     except ForwardError as exc:
         raise CommandError(f"--header: {exc}") from None  # names the header
-    since = _parse_since(args.since) if args.since else None
+    since = _parse_since(args.since) if args.since is not None else None
     _existing_db(args.db)
     # The exporter logs its own retries and failures; the command reports them in one line.
     logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
@@ -263,8 +263,8 @@ def forward(args: argparse.Namespace, out: TextIO) -> int:
         )
     finally:
         close()
-    if args.run and sent.runs == 0:
-        raise CommandError(f"no run with id {args.run!r} in {args.db}")
+    if args.run is not None and sent.runs == 0:
+        raise CommandError(f"no run with id {args.run!r:.200} in {args.db}")
     out.write(f"Forwarded {sent.runs} runs ({sent.spans} spans) to {sent.endpoint}\n")
     return 0
 

@@ -141,8 +141,8 @@ def _read(
         known = sessions.setdefault(run_id, (session_id, number))
         if known[0] != session_id:
             raise JsonlImportError(
-                f"run {run_id!r} has session_id {known[0]!r} on line {known[1]} "
-                f"but {session_id!r} here",
+                f"run {run_id!r:.200} has session_id {known[0]!r:.200} on line {known[1]} "
+                f"but {session_id!r:.200} here",
                 line=number,
             )
         lines.setdefault(run_id, []).append((obj["timestamp_ms"], number, event))
