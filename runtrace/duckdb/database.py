@@ -101,8 +101,11 @@ def open_rw(path: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def retry_locked(attempt: Callable[[], T], path: str, timeout_s: float) -> T:
-    """Call ``attempt`` until it stops failing on a lock conflict, with jittered back-off.
+def retry_locked(
+    attempt: Callable[[], T], path: str, timeout_s: float, *, max_delay: float = 0.25
+) -> T:
+    """Call ``attempt`` until it stops failing on a lock conflict, with jittered back-off
+    (doubling from 5 ms up to ``max_delay`` seconds).
 
     Writers hold the file only while they flush (milliseconds), so a short wait usually
     suffices; past ``timeout_s`` the holder is taken to be some other program and
@@ -121,7 +124,7 @@ def retry_locked(attempt: Callable[[], T], path: str, timeout_s: float) -> T:
                     f"{path} stayed locked by another program for {timeout_s:g} s: {exc}"
                 ) from exc
         time.sleep(min(delay * (0.5 + random.random()), max(deadline - time.monotonic(), 0)))
-        delay = min(delay * 2, 0.25)
+        delay = min(delay * 2, max_delay)
 
 
 def pid_alive(pid: int) -> bool:

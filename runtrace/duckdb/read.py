@@ -8,9 +8,10 @@ validating every stored event again (see :mod:`runtrace.duckdb.fastload`).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -31,7 +32,20 @@ from .schema import (
     run_version_sql,
     runs_select_sql,
 )
-from .segments import EVENTS_SUFFIX, RUNS_SUFFIX, compact, ensure_segment_dir, segment_dir
+from .segments import (
+    EVENTS_SUFFIX,
+    RUNS_SUFFIX,
+    compact,
+    ensure_segment_dir,
+    left_by_gone_writers,
+    segment_dir,
+)
+
+_log = logging.getLogger("runtrace.duckdb")
+
+_READ_RETRY_S = 0.02
+"""The longest pause between a reader's attempts to attach a file a writer is flushing:
+flushes hold it for tens of milliseconds, so polling often keeps reads short."""
 
 
 def connect(
@@ -43,18 +57,20 @@ def connect(
     views ``runs``, ``run_events`` and ``runtrace_meta`` that union the file with the segment
     files of live writers, so they show everything up to one flush interval ago. While this
     connection is open, writers cannot write the file itself and keep writing segments;
-    close it when done so they can be compacted. If no reader holds the file, segments left
-    by earlier writers are compacted first.
+    close it when done so they can be compacted. Segments that writers now gone left behind
+    are compacted first when the file is free at once; a live writer's are left to its next
+    flush, so reading never waits for that work.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DatabaseNotFound(f"no runtrace database at {path}")
-    # Someone else reads or writes it: the views below still show the segments.
-    with suppress(DatabaseError):
-        compact(path, lock_timeout=0.0)
+    if left_by_gone_writers(path):
+        _compact_leftovers(path)
     con = new_connection()
     try:
-        retry_locked(lambda: attach_read_only(con, path), path, lock_timeout)
+        retry_locked(
+            lambda: attach_read_only(con, path), path, lock_timeout, max_delay=_READ_RETRY_S
+        )
         require_current(
             con,
             path,
@@ -72,6 +88,16 @@ def connect(
         con.close()
         raise
     return con
+
+
+def _compact_leftovers(path: str) -> None:
+    """Housekeeping a reader may skip: the views show the segments all the same. It fails
+    when someone holds the file, and on a full disk (DuckDB's ``TransactionException`` at
+    commit): never a reason to refuse a read."""
+    try:
+        compact(path, lock_timeout=0.0)
+    except (DatabaseError, duckdb.Error, OSError) as exc:
+        _log.debug("runtrace: segments of %s left for the next writer: %s", path, exc)
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, path: str) -> None:

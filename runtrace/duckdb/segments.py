@@ -145,6 +145,24 @@ def list_segments(path: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]
     return events, runs
 
 
+def left_by_gone_writers(path: str | os.PathLike[str]) -> bool:
+    """Whether a segment present was written by a process of this host that is gone (its
+    segments wait for the next writer, or a reader, to compact them); live writers compact
+    their own at their next flush."""
+    events, runs = list_segments(path)
+    for entry in events + runs:
+        parts = entry.name.split("-", 3)  # clock, pid, counter, host + suffix
+        if len(parts) < 4 or not parts[3].startswith(f"{_SAFE_HOST}."):
+            continue
+        try:
+            pid = int(parts[1])
+        except ValueError:
+            continue
+        if not pid_alive(pid):
+            return True
+    return False
+
+
 def _remove_orphan_tmp(entry: Path) -> None:
     """A ``.tmp`` file whose writer died mid-write is garbage; a live writer's is not."""
     parts = entry.name.rsplit(".", 3)

@@ -188,6 +188,7 @@ class DuckDBSink:
             events_spilled=c.events_spilled,
             blocked=queue.blocked,
             spill_failures=queue.spill_failures,
+            database_replaced=c.database_replaced,
         )
 
     def __enter__(self) -> DuckDBSink:

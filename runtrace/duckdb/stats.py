@@ -29,6 +29,9 @@ class SinkStats:
     """Times a full queue made an agent thread wait (``when_full="block"``)."""
     spill_failures: int = 0
     """Spills that failed; their items went back to the queue (logged)."""
+    database_replaced: int = 0
+    """Times the file was found deleted or replaced under the sink (logged; writing goes on
+    into a new database at the path)."""
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Counters:
     run_rows_spilled: int = 0
     last_error: str | None = None
     run_rows_lost: int = 0
+    database_replaced: int = 0
 
     def reset(self) -> None:
         """Back to zero: a forked child is a new writer with counts of its own."""

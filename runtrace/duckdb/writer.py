@@ -28,7 +28,7 @@ from .database import new_connection
 from .rows import Batch
 from .segments import EVENTS_SUFFIX, RUNS_SUFFIX, compact
 from .stats import Counters
-from .write import Transaction, write_to_segment
+from .write import Transaction, prepare, write_to_segment
 
 _log = logging.getLogger("runtrace.duckdb")
 
@@ -62,6 +62,9 @@ class DuckDBWriter:
         self._spill_retry: list[Batch] = []
         self.persisted_listeners: list[Callable[[list[str]], None]] = []
         self.faults = faults if faults is not None else Faults("runtrace.duckdb")
+        self.failing: str | None = None
+        """The error the file's writes fail with now (logged once); None while they work."""
+        self.identity = self._noticed = _identity(path)
 
     # -- BatchExporter ---------------------------------------------------------------------
 
@@ -74,10 +77,21 @@ class DuckDBWriter:
         with self._spill_lock:  # spills that could not be written wait here too
             self.retry.extend(self._spill_retry)
             self._spill_retry = []
-        done = list(self.retry)
+        # Writes failed last time (a full disk): the retries alone first, and the queue stays
+        # queued until they are stored, so its bound keeps holding memory down.
+        stuck = self.failing is not None and self.retry
+        if stuck and not self._write(list(self.retry), iter(())):
+            return
+        self._write([], batches)
+
+    def _write(self, done: list[Batch], batches: Iterator[list[Entry]]) -> bool:
+        """One transaction of ``done`` (batches taken before), the retries, and ``batches``;
+        True when it was stored."""
+        done = done or list(self.retry)
         self.retry = []
         newest: Newest = {}
         try:
+            self._check_identity()
             tx = Transaction(self.path, self._scratch_connection)
         except Exception as exc:  # keep what was taken for the retry; nothing was written
             for entries in batches:
@@ -86,7 +100,7 @@ class DuckDBWriter:
                 done.append(batch)
             done.append(self.builder.runs(newest))
             self._failed(done, exc)
-            return
+            return False
         inflight: Future[None] | None = None
         runs: Batch | None = None
         try:
@@ -114,15 +128,22 @@ class DuckDBWriter:
             if runs is None:  # the runs rows of the events taken so far go with them
                 done.append(self.builder.runs(newest))
             self._failed(done, exc)  # batches not taken yet stay queued
-            return
+            return False
         c = self.counters
         c.events_written += sum(b.event_rows for b in done)
         c.run_rows_written += sum(b.run_rows for b in done)
         if to_file:
             c.flushes_to_file += 1
+            self.identity = _identity(self.path)
         else:
             c.flushes_to_segments += 1
+        if self.failing is not None:
+            _log.warning(
+                "runtrace: %s is written again (it failed with: %s)", self.path, self.failing
+            )
+            self.failing = None
         self._persisted(done)
+        return True
 
     def spill(self, items: list[Entry]) -> None:
         """Write ``items`` (a full queue's oldest) straight to a segment, in the caller's thread.
@@ -158,8 +179,7 @@ class DuckDBWriter:
         while self.retry and time.monotonic() < until:
             time.sleep(0.05)
             self.export(iter(()))
-        self._rescue(self.retry)
-        self.retry = []
+        self.retry = self._rescue(self.retry, last=True)
         if self._pool is not None:
             self._pool.shutdown()
         for con in (self._scratch, self._spill_scratch):
@@ -184,6 +204,7 @@ class DuckDBWriter:
         self._spill_retry = []
         self.retry = []
         self.spills = 0
+        self.failing = None
         self.counters.reset()
         self.builder.after_fork_in_child()
 
@@ -223,13 +244,40 @@ class DuckDBWriter:
             self._scratch = new_connection()
         return self._scratch
 
+    def _check_identity(self) -> None:
+        """Notice a file deleted or replaced since the last write into it: log it, count it,
+        and give the new file the schema, so writing goes on (what the old file held went
+        with it; everything since is written to the new one)."""
+        now = _identity(self.path)
+        if now == self.identity:
+            return
+        if now != self._noticed:  # once per change, however long preparing it fails
+            self._noticed = now
+            self.counters.database_replaced += 1
+            _log.error(
+                "runtrace: %s was %s under the sink; writing on into a new database there "
+                "(what the old file held is not in it)",
+                self.path,
+                "deleted" if now is None else "replaced by another file",
+            )
+        prepare(self.path, 0.0)  # a file that is not a database raises: kept for a retry
+        self.identity = self._noticed = _identity(self.path)
+
     def _failed(self, batches: list[Batch], exc: Exception) -> None:
         c = self.counters
         c.failed_attempts += 1
-        c.last_error = f"{type(exc).__name__}: {exc}"
-        _log.warning(
-            "runtrace: writing %d batch(es) to %s failed: %s", len(batches), self.path, exc
-        )
+        error = f"{type(exc).__name__}: {exc}"
+        c.last_error = error
+        if self.failing is None:  # once per outage, not once per batch or attempt
+            _log.error(
+                "runtrace: writing to %s failed, the events are kept and retried at each "
+                "flush (see stats): %s",
+                self.path,
+                error,
+            )
+        else:
+            _log.debug("runtrace: writing to %s failed again: %s", self.path, error)
+        self.failing = error
         keep: list[Batch] = []
         give_up: list[Batch] = []
         for b in batches:
@@ -237,11 +285,15 @@ class DuckDBWriter:
                 continue
             b.attempts += 1
             (give_up if b.attempts > self.max_retries else keep).append(b)
-        self.retry = keep
-        self._rescue(give_up)
+        self.retry = keep + self._rescue(give_up)
 
-    def _rescue(self, batches: list[Batch]) -> None:
-        """Batches that cannot be written go to ``<file>.failed/`` as Parquet, counted."""
+    def _rescue(self, batches: list[Batch], *, last: bool = False) -> list[Batch]:
+        """Batches that cannot be written go to ``<file>.failed/`` as Parquet, counted; they
+        are stored there, so their ended runs are reported as persisted. A batch that cannot
+        be set aside either is returned to be kept for a retry, or, at the ``last`` chance
+        (closing), counted as lost and logged."""
+        kept: list[Batch] = []
+        rescued: list[Batch] = []
         for b in batches:
             try:
                 directory = Path(f"{self.path}.failed")
@@ -252,12 +304,28 @@ class DuckDBWriter:
                 if b.runs is not None:
                     pq.write_table(b.runs, directory / f"{stem}{RUNS_SUFFIX}")
                 self.counters.events_rescued += b.event_rows
+                rescued.append(b)
                 _log.error(
                     "runtrace: %d events could not be stored in %s; kept in %s",
                     b.event_rows,
                     self.path,
                     directory,
                 )
-            except Exception:
+            except Exception as exc:
+                if not last:
+                    kept.append(b)
+                    _log.debug("runtrace: setting a batch aside failed too: %s", exc)
+                    continue
                 self.counters.events_lost += b.event_rows
                 _log.exception("runtrace: %d events lost for %s", b.event_rows, self.path)
+        self._persisted(rescued)
+        return kept
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
