@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -45,11 +45,13 @@ __all__ = [
     "RunRecord",
     "apply_event",
     "check_run_fields",
+    "counts_only",
     "event_record",
     "finish",
     "mark_cancelled",
     "mark_failed",
     "now_ms",
+    "trusted_snapshot",
 ]
 
 
@@ -97,9 +99,6 @@ Attributes = Annotated[
 
 # Dropped from JSON while None, like the reference's optional result_text and error.
 _OMIT_WHEN_NONE = ("result_text", "error", "agent_name", "trace_id", "span_id", "ended_at_ms")
-
-
-_M = TypeVar("_M", bound=BaseModel)
 
 
 class RunSnapshot(BaseModel):
@@ -182,43 +181,41 @@ def _evolve(snapshot: RunSnapshot, changes: dict[str, Any]) -> RunSnapshot:
     """
     values = snapshot.__dict__.copy()
     values.update(changes)
-    return _trusted(RunSnapshot, values)
-
-
-def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
-    # What model_construct does for a model without extras or private attributes, minus its
-    # per-field default handling; every field must be present in ``values``. All such models
-    # share one fields-set per class (pydantic copies it before changing it, and these models
-    # are frozen): one less object per stored record for the garbage collector to walk.
-    model = object.__new__(cls)
-    object.__setattr__(model, "__dict__", values)
-    fields_set = _ALL_FIELDS.get(cls)
-    if fields_set is None or len(values) != len(fields_set):
-        fields_set = set(values)
-        if len(fields_set) == len(cls.model_fields):
-            _ALL_FIELDS[cls] = fields_set
-    object.__setattr__(model, "__pydantic_fields_set__", fields_set)
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
-    return model
-
-
-_ALL_FIELDS: dict[type, set[str]] = {}
+    return trusted_snapshot(values)
 
 
 _new = object.__new__
 _set = object.__setattr__
+# BaseModel's own slots, set through their descriptors: about half the cost of object.__setattr__
+# on the hot path (a record and a snapshot per event).
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
 _RECORD_FIELDS = {"sequence", "timestamp_ms", "event"}
+_SNAPSHOT_FIELDS = set(RunSnapshot.model_fields)
 
 
 def event_record(sequence: int, timestamp_ms: int, event: BaseEvent) -> RunEventRecord:
     """A RunEventRecord for an already validated event, without validating it again."""
-    record: RunEventRecord = _new(RunEventRecord)  # what _trusted does, inlined: the hot path
+    record: RunEventRecord = _new(RunEventRecord)  # pydantic's model_construct, minus its checks
     _set(record, "__dict__", {"sequence": sequence, "timestamp_ms": timestamp_ms, "event": event})
-    _set(record, "__pydantic_fields_set__", _RECORD_FIELDS)
-    _set(record, "__pydantic_extra__", None)
-    _set(record, "__pydantic_private__", None)
+    _SET_FIELDS_SET(record, _RECORD_FIELDS)
+    _SET_EXTRA(record, None)
+    _SET_PRIVATE(record, None)
     return record
+
+
+def trusted_snapshot(values: dict[str, Any]) -> RunSnapshot:
+    """A RunSnapshot of complete, trusted ``values`` (what model_construct does for a model
+    without extras or private attributes, minus its per-field default handling). All share one
+    fields-set (pydantic copies it before changing it; snapshots are frozen): one object less
+    for the garbage collector."""
+    snapshot: RunSnapshot = _new(RunSnapshot)
+    _set(snapshot, "__dict__", values)
+    _SET_FIELDS_SET(snapshot, _SNAPSHOT_FIELDS)
+    _SET_EXTRA(snapshot, None)
+    _SET_PRIVATE(snapshot, None)
+    return snapshot
 
 
 _RULES: tuple[tuple[type[BaseEvent] | tuple[type[BaseEvent], ...], str], ...] = (
@@ -246,6 +243,15 @@ def _rule(cls: type) -> str | None:
         return rule
 
 
+def counts_only(event_class: type) -> bool:
+    """Whether events of ``event_class`` follow no status rule: they only move a snapshot's
+    ``event_count`` and ``updated_at_ms`` (the deltas, tool calls, generic events)."""
+    rule = _RULE_BY_CLASS.get(event_class, _UNKNOWN)
+    if rule is _UNKNOWN:
+        rule = _rule(event_class)
+    return rule is None
+
+
 def apply_event(
     snapshot: RunSnapshot, event: BaseEvent, *, at_ms: int | None = None
 ) -> RunSnapshot:
@@ -265,7 +271,7 @@ def apply_event(
         at = now_ms() if at_ms is None else at_ms
         if at > values["updated_at_ms"]:
             values["updated_at_ms"] = at
-        return _trusted(RunSnapshot, values)
+        return trusted_snapshot(values)
     changes: dict[str, Any] = {
         "event_count": snapshot.event_count + 1,
         "updated_at_ms": updated_at(snapshot, at_ms),

@@ -194,13 +194,16 @@ class RunStore:
         model = parse_event(event)
         if at_ms is None:
             at = now_ms()
-        elif isinstance(at_ms, int) and 0 <= at_ms < _MAX_MS:
+        elif type(at_ms) is int and 0 <= at_ms < _MAX_MS:
             at = at_ms
+        elif isinstance(at_ms, int) and 0 <= at_ms < _MAX_MS:
+            at = int(at_ms)
         else:
             raise ValueError(
                 f"at_ms must be an int of epoch milliseconds in [0, {_MAX_MS}) "
                 f"(up to the year 2262), not {at_ms!r}"
             )
+        counts_only = runs.counts_only(type(model))
         with self._lock:
             snapshot = self._runs.get(run_id)
             if snapshot is None:
@@ -214,7 +217,15 @@ class RunStore:
                 # A straggler on a finished run: its newest state is not persisted yet.
                 self._evictable.pop(run_id, None)
                 self._unpersisted[run_id] = 0
-            snapshot = self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
+            if counts_only:  # most events: only the count and the time move
+                values = snapshot.__dict__.copy()
+                values["event_count"] += 1
+                if at > values["updated_at_ms"]:
+                    values["updated_at_ms"] = at
+                snapshot = runs.trusted_snapshot(values)
+            else:
+                snapshot = runs.apply_event(snapshot, model, at_ms=at)
+            self._runs[run_id] = snapshot
         return snapshot, runs.event_record(sequence, at, model)
 
     def mark_failed(self, run_id: str, error: str, *, at_ms: int | None = None) -> RunSnapshot:
