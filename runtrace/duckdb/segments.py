@@ -106,11 +106,13 @@ def write_segment(
     """Write one flush as segment files; returns the segment's stem.
 
     ``events`` has the batch columns; ``scratch`` (an in-memory DuckDB) derives the typed
-    columns with the same SQL the file uses. Events go first: a reader may briefly see a
-    flush's events before its runs row, never a runs row whose events are missing.
+    columns with the same SQL the file uses. The runs rows go first: a reader may briefly see
+    a run's new row before the events it counts, never events without their run's row.
     """
     directory = ensure_segment_dir(path)
     stem = _next_stem()
+    if runs is not None and runs.num_rows:
+        _atomic_write(runs.cast(RUN_BATCH_SCHEMA), directory / f"{stem}{RUNS_SUFFIX}")
     if events is not None and events.num_rows:
         scratch.register("_rt_seg_events", events)
         try:
@@ -120,8 +122,6 @@ def write_segment(
         finally:
             scratch.unregister("_rt_seg_events")
         _atomic_write(typed.cast(EVENT_ROW_SCHEMA), directory / f"{stem}{EVENTS_SUFFIX}")
-    if runs is not None and runs.num_rows:
-        _atomic_write(runs.cast(RUN_BATCH_SCHEMA), directory / f"{stem}{RUNS_SUFFIX}")
     return stem
 
 

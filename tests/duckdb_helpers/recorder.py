@@ -5,6 +5,9 @@ Modes:
 - ``forever DB``: end one run completed and one cancelled, then record events into a third
   run forever, printing ``flushed N`` after each force_flush, until it is killed.
 - ``trickle DB EVENTS``: record EVENTS events into one run, a few at a time, then end it.
+- ``runtrace DB TAG RUNS EVENTS``: RUNS runs of EVENTS events each through ``Runtrace`` on an
+  SDK provider (``agent_start``, text deltas, ``agent_end``), one after another, a pause now and
+  then so that readers and the other writer interleave; then shut down.
 """
 
 from __future__ import annotations
@@ -15,8 +18,30 @@ import time
 from runtrace import DuckDBSink, RunStore
 
 
+def through_runtrace(db: str, tag: str, runs: int, events: int) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from runtrace import RunSpanProcessor, Runtrace
+
+    sink = DuckDBSink(db, flush_interval=0.05)
+    rt = Runtrace(TracerProvider(), RunSpanProcessor(sinks=[sink]))
+    for r in range(runs):
+        with rt.start_run(tag, prompt="p") as run:
+            run.record({"type": "agent_start", "prompt": "p"})
+            for i in range(events - 2):
+                run.record({"type": "text_delta", "text": f"{tag} {r} {i}"})
+                if i % 100 == 0:
+                    time.sleep(0.005)
+            run.record({"type": "agent_end", "text": "done"})
+    rt.shutdown()
+    print("done", flush=True)
+
+
 def main(argv: list[str]) -> None:
     mode, db = argv[0], argv[1]
+    if mode == "runtrace":
+        through_runtrace(db, argv[2], int(argv[3]), int(argv[4]))
+        return
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=0.05)
 
