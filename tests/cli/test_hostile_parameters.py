@@ -368,3 +368,18 @@ def test_undecodable_bytes_on_a_real_command_line_are_named_without_a_traceback(
         assert proc.returncode == 2, err
         assert "Traceback" not in err
         assert "not valid UTF-8" in err
+
+
+@common
+@given(value=hostile)
+def test_demo_numbers_and_formats_are_refused_by_name_before_anything_is_written(
+    cwd: Path, value: str
+) -> None:
+    target = cwd / "never-written.duckdb"
+    if not re.fullmatch(r"\s*\+?[0-9]{1,19}\s*", value) or int(value) < 1:
+        assert refused(cli("demo", "--db", str(target), f"--runs={value}"), "--runs")
+    if not re.fullmatch(r"\s*[+-]?[0-9]{1,19}\s*", value):
+        assert refused(cli("demo", "--db", str(target), f"--seed={value}"), "--seed")
+    if value not in ("table", "csv", "json"):
+        assert refused(cli("runs", "--db", str(target), f"--format={value}"), "--format")
+    assert not target.exists()
