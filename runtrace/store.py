@@ -153,12 +153,15 @@ class RunStore:
         span_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         created_at_ms: int | None = None,
+        checked: bool = False,
     ) -> RunSnapshot:
         """Register a new run in status ``created``; its id is ``run-<uuid4>`` unless given.
 
         Fields the database or OTLP could not keep raise :class:`~runtrace.errors.InvalidRun`
-        (see :func:`runtrace.runs.check_run_fields`)."""
-        runs.check_run_fields(session_id, prompt, agent_name, attributes)
+        (see :func:`runtrace.runs.check_run_fields`), unless ``checked``: the caller checked
+        them already (``Runtrace.begin_run`` does, before the span that makes the run starts)."""
+        if not checked:
+            runs.check_run_fields(session_id, prompt, agent_name, attributes)
         at = now_ms() if created_at_ms is None else created_at_ms
         snapshot = RunSnapshot(
             id=run_id or f"run-{uuid.uuid4()}",

@@ -189,7 +189,9 @@ class RunSpanProcessor(SpanProcessor):
     ) -> None:
         """The next span carrying ``runtrace.run.id = run_id`` is one runtrace starts and ends,
         with this prompt (kept off the span unless content capture is on) and the caller's own
-        ``attributes`` as given (the span holds them as far as it can)."""
+        ``attributes`` as given (the span holds them as far as it can). The caller has checked
+        the run's fields (:func:`runtrace.runs.check_run_fields`), as ``Runtrace.begin_run``
+        does: the store does not check them again."""
         self._runs.expect(run_id, prompt, attributes)
 
     def start_unrecorded(
@@ -400,6 +402,8 @@ class RunSpanProcessor(SpanProcessor):
             span_id=span_hex,
             attributes=stored,
             created_at_ms=(_time_ns() if start_ns is None else start_ns) // _NS_PER_MS,
+            # Runtrace.begin_run checked the caller's fields; the rest are runtrace's own.
+            checked=expected is not None,
         )
         try:
             snapshot = create(run_id=run_id)
