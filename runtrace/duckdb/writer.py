@@ -10,6 +10,7 @@ next one; after ``max_retries`` (and at close) a batch is set aside as Parquet i
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -86,37 +87,49 @@ class DuckDBWriter:
 
     def _write(self, done: list[Batch], batches: Iterator[list[Entry]]) -> bool:
         """One transaction of ``done`` (batches taken before), the retries, and ``batches``;
-        True when it was stored."""
+        True when it was stored.
+
+        The first batch (and, when it is the only one, its runs rows) is built before the
+        file is opened: a flush holds the file's lock, which readers and other writers wait
+        for, only to insert and commit. Later batches are built while the previous inserts.
+        """
         done = done or list(self.retry)
         self.retry = []
         newest: Newest = {}
+        rest: Iterator[list[Entry]] = iter(())
+        runs: Batch | None = None
+        first = next(batches, None)
+        second = None
+        if first is not None:
+            done.append(self._events(first, newest))
+            second = next(batches, None)
+        if second is None:
+            runs = self.builder.runs(newest)
+        else:
+            rest = itertools.chain([second], batches)
         try:
             self._check_identity()
             tx = Transaction(self.path, self._scratch_connection)
         except Exception as exc:  # keep what was taken for the retry; nothing was written
-            for entries in batches:
-                batch, latest = self.builder.events(entries)
-                merge_newest(newest, latest)
-                done.append(batch)
-            done.append(self.builder.runs(newest))
+            done.extend(self._events(entries, newest) for entries in rest)
+            done.append(runs if runs is not None else self.builder.runs(newest))
             self._failed(done, exc)
             return False
         inflight: Future[None] | None = None
-        runs: Batch | None = None
         try:
             for batch in done:
                 tx.insert(batch)
-            for entries in batches:
-                batch, latest = self.builder.events(entries)
-                merge_newest(newest, latest)
+            for entries in rest:
+                batch = self._events(entries, newest)
                 done.append(batch)
                 if inflight is not None:
                     inflight.result()
                 inflight = self._insert_soon(tx, batch)
-            runs = self.builder.runs(newest)
-            done.append(runs)
+            if runs is None:
+                runs = self.builder.runs(newest)
             if inflight is not None:
                 inflight.result()
+                inflight = None
             tx.insert(runs)
             to_file = tx.to_file
             tx.commit()
@@ -125,10 +138,11 @@ class DuckDBWriter:
                 with suppress(Exception):
                     inflight.result()
             tx.rollback()
-            if runs is None:  # the runs rows of the events taken so far go with them
-                done.append(self.builder.runs(newest))
+            # the runs rows of the events taken so far go with them
+            done.append(runs if runs is not None else self.builder.runs(newest))
             self._failed(done, exc)  # batches not taken yet stay queued
             return False
+        done.append(runs)
         c = self.counters
         c.events_written += sum(b.event_rows for b in done)
         c.run_rows_written += sum(b.run_rows for b in done)
@@ -219,6 +233,12 @@ class DuckDBWriter:
             return
         for listener in self.persisted_listeners:
             self.faults.call("a persisted-runs listener", listener, ended)
+
+    def _events(self, entries: list[Entry], newest: Newest) -> Batch:
+        """The events batch of ``entries``; their runs' newest snapshots merged into ``newest``."""
+        batch, latest = self.builder.events(entries)
+        merge_newest(newest, latest)
+        return batch
 
     def pending_events(self) -> int:
         """Events in batches waiting for a retry."""
