@@ -1,4 +1,4 @@
-"""Reading while processes record: ``connect()`` plus a count, against the same read on an idle file.
+"""Reading while processes record: connect() plus a count, against the same read on an idle file.
 
 Run: python benchmarks/bench_readers.py [--rounds 4] [--reads 30] [--runs 40] [--events 500]
 
