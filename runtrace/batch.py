@@ -315,7 +315,9 @@ class BatchProcessor(Generic[T]):
             self._raise_thread_error()
             while True:
                 self._export()
-                if not self._queue or time.monotonic() >= deadline:
+                # An exporter that holds items for a retry is failing: this flush cannot
+                # complete, and exporting again at once would only hammer what fails.
+                if not self._queue or self.exporter.pending() or time.monotonic() >= deadline:
                     break
         finally:
             self._export_lock.release()

@@ -110,6 +110,7 @@ class DuckDBSink:
             faults=faults,
             width=2,  # a snapshot and a record (or None): no tuple per event
         )
+        self._writer.closing = lambda: self._batch.closed
         self._submit = self._batch.submit_pair
         self.on_event = self._batch.submit_pair
 

@@ -66,6 +66,9 @@ class DuckDBWriter:
         self.failing: str | None = None
         """The error the file's writes fail with now (logged once); None while they work."""
         self.identity = self._noticed = _identity(path)
+        self.closing: Callable[[], bool] = lambda: False
+        """Whether the processor is shutting down: then what is queued is taken all the same,
+        to be stored, set aside or counted before the end."""
 
     # -- BatchExporter ---------------------------------------------------------------------
 
@@ -80,7 +83,7 @@ class DuckDBWriter:
             self._spill_retry = []
         # Writes failed last time (a full disk): the retries alone first, and the queue stays
         # queued until they are stored, so its bound keeps holding memory down.
-        stuck = self.failing is not None and self.retry
+        stuck = self.failing is not None and self.retry and not self.closing()
         if stuck and not self._write(list(self.retry), iter(())):
             return
         self._write([], batches)

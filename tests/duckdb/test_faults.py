@@ -242,3 +242,20 @@ def test_a_reader_that_cannot_write_still_reads_what_a_gone_writer_left_in_segme
     assert faulty("read") == {"counts": [2, 60]}
     faulty.log()
     assert query(db, "SELECT count(*) FROM run_events") == [(60,)]
+
+
+def test_what_is_queued_during_an_outage_is_accounted_for_at_shutdown(db: Path) -> None:
+    faulty = Faulty(db)
+    assert faulty("open flush_interval=60 max_retries=1000 lock_timeout=0.5") == {}
+    assert faulty("limit 1") == {}
+    faulty("record 50")
+    assert not faulty("flush")["flushed"]  # taken, failed, kept for a retry
+    faulty("record 30")
+    held = faulty("flush")  # only the retry is tried; the new run waits in the queue
+    assert not held["flushed"] and held["stats"]["events_written"] == 0
+    assert held["stats"]["events_received"] == 80
+    stats = faulty("shutdown")["stats"]  # still full: nothing can be stored or set aside
+    assert stats["pending"] == 0 and stats["events_written"] == 0
+    assert stats["events_lost"] == 80  # counted, none silently left behind
+    assert faulty("persisted") == {"persisted": []}
+    assert "events lost" in faulty.log()
