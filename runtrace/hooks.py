@@ -46,13 +46,15 @@ class CancellationToken:
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        self._event = threading.Event()
+        # The flag is the reason; a threading.Event (a Condition and two locks) is made only
+        # for a thread that waits: every run has a token, few runs are ever waited on.
+        self._event: threading.Event | None = None
         self._lock = threading.Lock()
         self._reason: str | None = None
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._reason is not None
 
     @property
     def reason(self) -> str | None:
@@ -62,17 +64,26 @@ class CancellationToken:
     def cancel(self, reason: str) -> bool:
         """Set the flag; False if it was already set (the first caller wins, its reason kept)."""
         with self._lock:
-            if self._event.is_set():
+            if self._reason is not None:
                 return False
             self._reason = reason
-            self._event.set()
+            event = self._event
+        if event is not None:
+            event.set()
         return True
 
     def raise_if_cancelled(self) -> None:
         """Raise :class:`~runtrace.errors.RunCancelled` if the run was cancelled."""
-        if self._event.is_set():
-            raise RunCancelled(self.run_id, self._reason or "cancelled")
+        reason = self._reason
+        if reason is not None:
+            raise RunCancelled(self.run_id, reason or "cancelled")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until cancelled or ``timeout`` seconds pass; True if cancelled."""
-        return self._event.wait(timeout)
+        with self._lock:
+            if self._reason is not None:
+                return True
+            event = self._event
+            if event is None:
+                event = self._event = threading.Event()
+        return event.wait(timeout)

@@ -218,6 +218,41 @@ def trusted_snapshot(values: dict[str, Any]) -> RunSnapshot:
     return snapshot
 
 
+def _fresh_snapshot(
+    run_id: str,
+    session_id: str,
+    prompt: str,
+    at_ms: int,
+    agent_name: str | None,
+    trace_id: str | None,
+    span_id: str | None,
+    attributes: Mapping[str, Any] | None,
+) -> RunSnapshot:
+    """A new run's snapshot from fields already checked (:func:`check_run_fields`) and typed
+    by the caller (the store, for a run ``Runtrace.begin_run`` checked): what validating
+    ``RunSnapshot(...)`` makes, at about a third of its cost, once per run."""
+    return trusted_snapshot(
+        {
+            "id": run_id,
+            "session_id": session_id,
+            "status": RunStatus.CREATED,
+            "prompt": prompt,
+            "created_at_ms": at_ms,
+            "updated_at_ms": at_ms,
+            "result_text": None,
+            "error": None,
+            "event_count": 0,
+            "agent_name": agent_name,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "ended_at_ms": None,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "attributes": _freeze_attributes(attributes) if attributes else _NO_ATTRIBUTES,
+        }
+    )
+
+
 _RULES: tuple[tuple[type[BaseEvent] | tuple[type[BaseEvent], ...], str], ...] = (
     (AgentStart, "agent_start"),
     (PlanningStart, "planning_start"),

@@ -160,10 +160,43 @@ class RunStore:
         Fields the database or OTLP could not keep raise :class:`~runtrace.errors.InvalidRun`
         (see :func:`runtrace.runs.check_run_fields`), unless ``checked``: the caller checked
         them already (``Runtrace.begin_run`` does, before the span that makes the run starts)."""
-        if not checked:
-            runs.check_run_fields(session_id, prompt, agent_name, attributes)
         at = now_ms() if created_at_ms is None else created_at_ms
-        snapshot = RunSnapshot(
+        if checked and type(at) is int:
+            snapshot = runs._fresh_snapshot(
+                run_id or f"run-{uuid.uuid4()}",
+                session_id,
+                prompt,
+                at,
+                agent_name,
+                trace_id,
+                span_id,
+                attributes,
+            )
+        else:
+            if not checked:
+                runs.check_run_fields(session_id, prompt, agent_name, attributes)
+            snapshot = self._validated_snapshot(
+                run_id, session_id, prompt, at, agent_name, trace_id, span_id, attributes
+            )
+        with self._lock:
+            if snapshot.id in self._runs:
+                raise ValueError(f"a run with id {snapshot.id!r} already exists")
+            self._runs[snapshot.id] = snapshot
+            self._events[snapshot.id] = _Events()
+        return snapshot
+
+    @staticmethod
+    def _validated_snapshot(
+        run_id: str | None,
+        session_id: str,
+        prompt: str,
+        at: int,
+        agent_name: str | None,
+        trace_id: str | None,
+        span_id: str | None,
+        attributes: Mapping[str, Any] | None,
+    ) -> RunSnapshot:
+        return RunSnapshot(
             id=run_id or f"run-{uuid.uuid4()}",
             session_id=session_id,
             prompt=prompt,
@@ -174,12 +207,6 @@ class RunStore:
             span_id=span_id,
             attributes=attributes or {},
         )
-        with self._lock:
-            if snapshot.id in self._runs:
-                raise ValueError(f"a run with id {snapshot.id!r} already exists")
-            self._runs[snapshot.id] = snapshot
-            self._events[snapshot.id] = _Events()
-        return snapshot
 
     def record(
         self,

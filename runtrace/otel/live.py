@@ -47,16 +47,15 @@ store's already)."""
 
 
 def _outline(span: ReadableSpan) -> _Outline:
-    # One copy of the SDK's mapping: each ``in`` on it is a Python call, and a missing key
-    # raises inside it.
-    attributes = dict(span.attributes or {})
-    kept = {key: attributes[key] for key in _OUTLINE_KEYS if key in attributes}
+    # The ended span's own attribute mapping, by reference (it no longer changes), filtered
+    # only if the translator ever asks: copying it costs a Python call per key at every own
+    # run's end, and few ended runs are ever claimed. The span (with its events) is not kept.
     return (
         span.name,
         span.context,
         span.parent,
         span.resource,
-        kept,
+        span.attributes,
         span.kind,
         span.status,
         span.start_time,
@@ -66,12 +65,14 @@ def _outline(span: ReadableSpan) -> _Outline:
 
 def _readable(outline: _Outline) -> ReadableSpan:
     name, context, parent, resource, attributes, kind, status, start, end = outline
+    attributes = dict(attributes or {})
+    kept = {key: attributes[key] for key in _OUTLINE_KEYS if key in attributes}
     return ReadableSpan(
         name,
         context,
         parent,
         resource=resource,
-        attributes=attributes,
+        attributes=kept,
         kind=kind,
         status=status,
         start_time=start,

@@ -101,19 +101,26 @@ class RunSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         # is_run_span and is_own_span in one lookup of runtrace's marker: the SDK's attribute
-        # mapping costs a Python call (and, for a missing key, an exception) per lookup.
+        # mapping costs a Python call (and, for a missing key, an exception) per lookup. The
+        # fault policy as try/except, not Faults.guard: a generator context manager per span.
         attributes = span.attributes
         kind = None if attributes is None else attributes.get(sc.SPAN_KIND)
         if kind is not None:  # runtrace's own span: a run, or a child span that never is one
             if kind == sc.KIND_RUN:
-                with self.faults.guard("starting a run span"):
+                try:
                     self._start_run(span, attributes, span.start_time)  # type: ignore[arg-type]
+                except Exception:
+                    self.faults.report("starting a run span")
         elif attributes is not None and is_run_span(attributes):
-            with self.faults.guard("starting a run span"):
+            try:
                 self._start_run(span, attributes, span.start_time)
+            except Exception:
+                self.faults.report("starting a run span")
         else:
-            with self.faults.guard("a foreign span's start"):
+            try:
                 self.foreign.on_start(span)
+            except Exception:
+                self.faults.report("a foreign span's start")
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
@@ -122,28 +129,36 @@ class RunSpanProcessor(SpanProcessor):
         ended = self._runs.end(span, context.span_id) if self._runs.has(context.span_id) else None
         if ended is None:
             if not is_own_span(span.attributes):
-                with self.faults.guard("a foreign span's end"):
+                try:
                     self.foreign.on_end(span)
+                except Exception:
+                    self.faults.report("a foreign span's end")
             return
-        live, settled = ended
-        with self.faults.guard("ending a run span"):
-            end_ns = span.end_time if span.end_time is not None else _time_ns()
-            # Foreign children first (a framework's tool and model spans under this run), so
-            # their events are in before the run's final snapshot goes to the sinks.
-            if live.claimed:
-                with self.faults.guard("a run span's end, for the translator"):
-                    self.foreign.on_end(span)
-            # Plain span events: all of them for a span that plain OpenTelemetry code ended, the
-            # ones added after a cancel settled it otherwise (none for spans runtrace ends).
-            pickup(live, span, self._record_picked)
-            if not settled:
-                close_children(live, end_ns)
-            error = None
-            if span.status.status_code is StatusCode.ERROR:
-                error = span.status.description or "span ended with status ERROR"
-            if not live.owned:  # a framework's span: the translator's outcome rules
-                error = self._foreign_outcome(live, context.span_id, end_ns, error)
-            self._finalise(live, end_ns, error)
+        try:
+            self._end_run_span(span, context.span_id, *ended)
+        except Exception:
+            self.faults.report("ending a run span")
+
+    def _end_run_span(self, span: ReadableSpan, span_id: int, live: LiveRun, settled: bool) -> None:
+        end_ns = span.end_time if span.end_time is not None else _time_ns()
+        # Foreign children first (a framework's tool and model spans under this run), so
+        # their events are in before the run's final snapshot goes to the sinks.
+        if live.claimed:
+            try:
+                self.foreign.on_end(span)
+            except Exception:
+                self.faults.report("a run span's end, for the translator")
+        # Plain span events: all of them for a span that plain OpenTelemetry code ended, the
+        # ones added after a cancel settled it otherwise (none for spans runtrace ends).
+        pickup(live, span, self._record_picked)
+        if not settled:
+            close_children(live, end_ns)
+        error = None
+        if span.status.status_code is StatusCode.ERROR:
+            error = span.status.description or "span ended with status ERROR"
+        if not live.owned:  # a framework's span: the translator's outcome rules
+            error = self._foreign_outcome(live, span_id, end_ns, error)
+        self._finalise(live, end_ns, error)
 
     def _foreign_outcome(
         self, live: LiveRun, span_id: int, end_ns: int, error: str | None
@@ -341,10 +356,12 @@ class RunSpanProcessor(SpanProcessor):
                 end_ns = live.cancel_ns
         span = live.span
         try:
-            with self.faults.guard("settling a run span"):
+            try:
                 snapshot = self.store.snapshot(run_id) if live.recorded else None
                 if snapshot is not None:  # recorded: the SDK span of an SDK provider
                     self._settle(live, cast(Span, span), snapshot, end_ns)
+            except Exception:
+                self.faults.report("settling a run span")
         finally:
             if not live.recorded:
                 self._finalise_unrecorded(live, end_ns)
