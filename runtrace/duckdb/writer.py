@@ -176,13 +176,19 @@ class DuckDBWriter:
                 write_to_segment(self.path, [batch], self._spill_scratch)
             except Exception as exc:
                 self._spill_retry.append(batch)
-                self.counters.last_error = f"spilling: {type(exc).__name__}: {exc}"
-                _log.warning(
-                    "runtrace: spilling %d events of %s failed: %s",
-                    batch.event_rows,
-                    self.path,
-                    exc,
-                )
+                error = f"spilling: {type(exc).__name__}: {exc}"
+                self.counters.last_error = error
+                if self.failing is None:  # once per outage, as failed flushes
+                    self.failing = error
+                    _log.error(
+                        "runtrace: spilling %d events of %s failed, they are kept and retried "
+                        "at each flush (see stats): %s",
+                        batch.event_rows,
+                        self.path,
+                        exc,
+                    )
+                else:
+                    _log.debug("runtrace: spilling to %s failed again: %s", self.path, exc)
                 return
             self.spills += 1
             self.counters.events_spilled += batch.event_rows

@@ -259,3 +259,24 @@ def test_what_is_queued_during_an_outage_is_accounted_for_at_shutdown(db: Path) 
     assert stats["events_lost"] == 80  # counted, none silently left behind
     assert faulty("persisted") == {"persisted": []}
     assert "events lost" in faulty.log()
+
+
+def test_spills_of_a_full_queue_on_a_full_disk_are_kept_logged_once_and_written_later(
+    db: Path,
+) -> None:
+    faulty = Faulty(db)
+    assert faulty("open flush_interval=60 max_queue_size=10 max_batch_size=10") == {}
+    assert faulty("limit 1") == {}
+    run_id = faulty("record 100")["run_id"]  # the queue is full ten times over: spills fail
+    assert faulty("unlimit") == {}
+    done = faulty("flush")
+    assert done["flushed"], done
+    stats = done["stats"]
+    assert stats["events_written"] == 100 and stats["events_lost"] == 0
+    assert stats["pending"] == 0 and stats["events_rescued"] == 0
+    faulty("shutdown")
+    log = faulty.log()
+    assert log.count("failed, they are kept") == 1, log  # once, not once per spill
+    assert "is written again" in log
+    assert query(db, "SELECT count(*), count(DISTINCT sequence) FROM run_events") == [(100, 100)]
+    assert query(db, "SELECT run_id, status FROM runs") == [(run_id, "completed")]

@@ -7,8 +7,8 @@ limit again (space is back). The limit is per process, so it never touches the t
 
 It reads one command a line on stdin and answers one JSON object a line on stdout:
 
-- ``open [KEY=VALUE ...]``: a ``DuckDBSink`` on DB (keywords: ``max_retries``,
-  ``flush_interval``); answers ``{"error": ...}`` when opening fails
+- ``open [KEY=VALUE ...]``: a ``DuckDBSink`` on DB (numeric keywords: ``max_retries``,
+  ``flush_interval``, ``max_queue_size``, ...); answers ``{"error": ...}`` when opening fails
 - ``limit BYTES`` / ``unlimit``: set or lift the file-size limit
 - ``record N``: one run of N text deltas, ended
 - ``flush``: ``force_flush``; answers its result and the sink's stats
@@ -41,9 +41,9 @@ def main(db: str) -> None:
         answer: dict[str, Any] = {}
         try:
             if command == "open":
-                options = {k: float(v) for k, v in (a.split("=") for a in args)}
-                if "max_retries" in options:
-                    options["max_retries"] = int(options["max_retries"])
+                options = {
+                    k: int(v) if v.isdigit() else float(v) for k, v in (a.split("=") for a in args)
+                }
                 sink = DuckDBSink(db, raise_errors=False, **options)  # type: ignore[arg-type]
                 sink.add_persisted_listener(heard.extend)
             elif command == "limit":
