@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from . import genai, openinference, openllmetry, pydantic_ai, runtrace
 from .assembler import RunAssembler, RunTarget
-from .reading import Role, SpanEvent, SpanReading, Tokens, base
+from .reading import Role, SpanEvent, SpanReading, Tokens, base, opened
 from .stats import AssemblerStats
 from .store_target import StoreTarget
 
@@ -34,6 +34,7 @@ __all__ = [
     "StoreTarget",
     "Tokens",
     "read_span",
+    "read_start",
 ]
 
 Dialect = Callable[[ReadableSpan, Mapping[str, Any]], SpanReading | None]
@@ -49,6 +50,19 @@ DIALECTS: tuple[tuple[str, Dialect], ...] = (
 )
 """The dialects in the order :func:`read_span` tries them."""
 
+_ROLES: tuple[Callable[[str, Mapping[str, Any]], Role | None], ...] = (
+    runtrace.role,
+    pydantic_ai.role,
+    openllmetry.role,
+    genai.role_of,
+    openinference.role,
+)
+"""Each dialect's ``role(name, attributes)``, in the order of :data:`DIALECTS`: what the span is
+to it, None when it is not the dialect's (exactly when its ``read`` returns None)."""
+
+_READ_AT_START = frozenset({"agent", "wrapper"})
+"""Roles whose start reading decides something (a live run, a wrapper's run): read whole."""
+
 
 def read_span(span: ReadableSpan) -> SpanReading:
     """What ``span`` is, read by the first dialect that recognises it (``other`` if none)."""
@@ -58,3 +72,21 @@ def read_span(span: ReadableSpan) -> SpanReading:
         if reading is not None:
             return reading
     return base(span, "none", "other", attributes)
+
+
+def read_start(span: ReadableSpan) -> SpanReading:
+    """:func:`read_span` for a span that just started in-process, where only agents and
+    wrappers need their whole reading now: any other span's is ``light`` (role and ids), its
+    content read once, at its end."""
+    attributes = dict(span.attributes) if span.attributes else {}
+    name = span.name
+    for (dialect, read), role_of in zip(DIALECTS, _ROLES, strict=True):
+        role = role_of(name, attributes)
+        if role is None:
+            continue
+        if role in _READ_AT_START:
+            reading = read(span, attributes)
+            if reading is not None:
+                return reading
+        return opened(span, dialect, role)
+    return opened(span, "none", "other")

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from . import rules, runtrace
+from . import runtrace
 from .engine import Engine
 from .reading import SpanReading
 from .stats import AssemblerStats
@@ -88,7 +88,7 @@ class RunAssembler(Engine):
         max_held: int = 20_000,
         claimer: Claimer | None = None,
     ) -> None:
-        from . import read_span  # the package imports this module first
+        from . import read_span, read_start  # the package imports this module first
 
         super().__init__(
             target,
@@ -99,6 +99,8 @@ class RunAssembler(Engine):
         )
         self._lock = threading.RLock()  # target callbacks may start spans on this thread
         self._claimer = claimer
+        # A caller's own ``read`` reads every start whole; read_start reads most of them light.
+        self._read_start = read_start if read is None else read
 
     @property
     def stats(self) -> AssemblerStats:
@@ -168,7 +170,7 @@ class RunAssembler(Engine):
                 return None
             if not run.started and run.node.reading.prompt:
                 self._ensure_started(run, None)  # the prompt was known only at the end
-            error, cancelled = rules.outcome(run)
+            error, cancelled = self._outcome(run)
             return error, cancelled, run.node.reading
 
     def run_id(self, span_id: int) -> str | None:
@@ -180,7 +182,7 @@ class RunAssembler(Engine):
 
     def on_start(self, span: ReadableSpan) -> None:
         """A span started in-process: an agent span becomes a live run at once."""
-        reading = self._read(span)
+        reading = self._read_start(span)
         with self._lock:
             if self._tree.get(reading.span_id) is not None:
                 return
@@ -198,7 +200,7 @@ class RunAssembler(Engine):
             if reading.role == "tool":
                 owner = self._tree.resolve(parent_id, Held("span", reading.trace_id, 0))
                 if isinstance(owner, Run):
-                    owner.open_tools[reading.span_id] = reading.tool_name or reading.name
+                    owner.open_tools[reading.span_id] = node
                     node.owner = owner
 
     def on_end(self, span: ReadableSpan) -> None:

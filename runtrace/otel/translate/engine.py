@@ -180,7 +180,7 @@ class Engine:
         r = node.reading
         self._place(self._tree.release(r.span_id), r.span_id)
         if run.claimed:
-            rules.settle(run, *rules.outcome(run))
+            rules.settle(run, *self._outcome(run))
             self._tell_outer(run)
             return
         fresh = [e for e in r.events if e.sequence is None or e.sequence not in run.sequences]
@@ -204,7 +204,7 @@ class Engine:
             return
         r = run.node.reading
         self._deferred.pop(r.span_id, None)
-        error, cancelled = rules.outcome(run)
+        error, cancelled = self._outcome(run)
         end_ns = r.end_ns or max(run.last_end_ns, r.start_ns or 0)
         self._ensure_started(run, None)
         if error is None and cancelled is None and r.dialect != RUNTRACE:
@@ -218,6 +218,14 @@ class Engine:
         rules.settle(run, error, cancelled)
         self._count.runs_open -= 1
         self._tell_outer(run)
+
+    def _outcome(self, run: Run) -> tuple[str | None, str | None]:
+        """:func:`rules.outcome`, the tool calls still open read whole first (their start reading
+        was light), so an interruption names the tool as its end would."""
+        for node in run.open_tools.values():
+            if node.reading.light and node.live is not None:
+                node.reading = self._read(node.live)
+        return rules.outcome(run)
 
     def _link(self, run: Run) -> None:
         """A run inside another run is its subagent: the outer run gets ``subagent_start`` when

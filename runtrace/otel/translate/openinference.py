@@ -20,7 +20,7 @@ from . import names as n
 from .content import content_text
 from .reading import Role, SpanReading, Tokens, base, text, tokens
 
-__all__ = ["read"]
+__all__ = ["read", "role"]
 
 DIALECT = "openinference"
 _ROLES: dict[str, Role] = {
@@ -35,15 +35,14 @@ _CACHE_TOKENS = (n.OI_CACHE_READ_TOKENS, n.OI_CACHE_WRITE_TOKENS)
 def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> SpanReading | None:
     """An OpenInference span's reading, or None if the span has no OpenInference kind."""
     a = attributes if attributes is not None else dict(span.attributes or {})
-    kind = a.get(n.OI_SPAN_KIND)
-    if not isinstance(kind, str):
+    role_ = role(span.name, a)
+    if role_ is None:
         return None
-    role = _ROLES.get(kind.upper(), "other")
-    if role == "agent":
+    if role_ == "agent":
         return base(
             span,
             DIALECT,
-            role,
+            role_,
             a,
             agent_name=text(a, n.OI_AGENT_NAME) or span.name,
             prompt=content_text(a.get(n.OI_INPUT)),
@@ -51,22 +50,22 @@ def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> Spa
             tokens=_tokens(a, aggregate=True),
             may_wrap=True,
         )
-    if role == "tool":
+    if role_ == "tool":
         return base(
             span,
             DIALECT,
-            role,
+            role_,
             a,
             tool_name=text(a, n.OI_TOOL_NAME) or span.name,
             call_id=text(a, n.OI_TOOL_CALL_ID, n.OI_TOOL_ID),
             arguments=text(a, n.OI_INPUT),
             tool_result=text(a, n.OI_OUTPUT),
         )
-    if role == "model":
+    if role_ == "model":
         return base(
             span,
             DIALECT,
-            role,
+            role_,
             a,
             model=text(a, n.OI_MODEL_NAME),
             prompt=_last_user_message(a),
@@ -75,11 +74,17 @@ def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> Spa
     return base(
         span,
         DIALECT,
-        role,
+        role_,
         a,
         prompt=content_text(a.get(n.OI_INPUT)),
         result=content_text(a.get(n.OI_OUTPUT)),
     )
+
+
+def role(name: str, attributes: Mapping[str, Any]) -> Role | None:
+    """What a span is by its OpenInference kind, None if it has none."""
+    kind = attributes.get(n.OI_SPAN_KIND)
+    return _ROLES.get(kind.upper(), "other") if isinstance(kind, str) else None
 
 
 def _last_user_message(attributes: Mapping[str, Any]) -> str | None:

@@ -18,7 +18,7 @@ from . import names as n
 from .content import content_text, json_value
 from .reading import Role, SpanReading, base, text, tokens
 
-__all__ = ["read"]
+__all__ = ["read", "role"]
 
 DIALECT = "openllmetry"
 _ROLES: dict[str, Role] = {
@@ -33,16 +33,15 @@ _PROMPT_KWARGS = ("input", "prompt", "query", "question", "message", "messages",
 def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> SpanReading | None:
     """An OpenLLMetry span's reading, or None if the span has no Traceloop kind."""
     a = attributes if attributes is not None else dict(span.attributes or {})
-    kind = a.get(n.TL_SPAN_KIND)
-    if not isinstance(kind, str):
+    role_ = role(span.name, a)
+    if role_ is None:
         return None
-    role = _ROLES.get(kind.lower(), "other")
     name = text(a, n.TL_ENTITY_NAME)
-    if role == "tool":
+    if role_ == "tool":
         return base(
             span,
             DIALECT,
-            role,
+            role_,
             a,
             tool_name=text(a, n.TOOL_NAME) or name or span.name,
             call_id=text(a, n.TOOL_CALL_ID),
@@ -52,7 +51,7 @@ def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> Spa
     return base(
         span,
         DIALECT,
-        role,
+        role_,
         a,
         agent_name=text(a, n.AGENT_NAME) or name or text(a, n.TL_WORKFLOW_NAME),
         prompt=_entity_prompt(a.get(n.TL_ENTITY_INPUT)),
@@ -65,6 +64,12 @@ def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> Spa
             aggregate=True,
         ),
     )
+
+
+def role(name: str, attributes: Mapping[str, Any]) -> Role | None:
+    """What a span is by its Traceloop kind, None if it has none."""
+    kind = attributes.get(n.TL_SPAN_KIND)
+    return _ROLES.get(kind.lower(), "other") if isinstance(kind, str) else None
 
 
 def _entity_prompt(value: Any) -> str | None:

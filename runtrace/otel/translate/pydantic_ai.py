@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from . import genai
 from . import names as n
 from .content import messages_text
-from .reading import SpanReading, base, number, text, tokens
+from .reading import Role, SpanReading, base, number, text, tokens
 
-__all__ = ["read"]
+__all__ = ["read", "role"]
 
 DIALECT = "pydantic_ai"
 
@@ -31,11 +31,11 @@ DIALECT = "pydantic_ai"
 def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> SpanReading | None:
     """A pydantic-ai span's reading, or None if pydantic-ai did not write the span."""
     a = attributes if attributes is not None else dict(span.attributes or {})
-    if not _is_pydantic_ai(span.name, a):
+    role_ = role(span.name, a)
+    if role_ is None:
         return None
-    role = genai.role_of(span.name, a) or "other"
-    found = genai.fields(span, role, a)
-    if role == "agent":
+    found = genai.fields(span, role_, a)
+    if role_ == "agent":
         start = number(a, n.PAI_NEW_MESSAGE_INDEX) or 0
         aggregate = tokens(
             a,
@@ -52,13 +52,21 @@ def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> Spa
         )
         found["result"] = text(a, n.PAI_FINAL_RESULT) or found["result"]
         found["tokens"] = aggregate or found["tokens"]
-    elif role == "tool":
+    elif role_ == "tool":
         found["arguments"] = found["arguments"] or text(a, n.PAI_V2_TOOL_ARGUMENTS)
         found["tool_result"] = found["tool_result"] or text(a, n.PAI_V2_TOOL_RESULT)
         deferred = text(a, n.PAI_DEFERRAL)
         if deferred is not None:
             found.update(deferred=deferred, error=None, error_type=None)
-    return base(span, DIALECT, role, a, **found)
+    return base(span, DIALECT, role_, a, **found)
+
+
+def role(name: str, attributes: Mapping[str, Any]) -> Role | None:
+    """What a pydantic-ai span is (by the GenAI conventions), None if pydantic-ai did not write
+    it."""
+    if not _is_pydantic_ai(name, attributes):
+        return None
+    return genai.role_of(name, attributes) or "other"
 
 
 def _is_pydantic_ai(name: str, attributes: Mapping[str, Any]) -> bool:

@@ -19,7 +19,7 @@ from ..pickup import SPAN_EVENTS_DROPPED, UNPARSED_SPAN_EVENT
 from ..span_events import event_from_attributes
 from . import names as n
 
-__all__ = ["SPAN_EVENTS_DROPPED", "Role", "SpanEvent", "SpanReading", "Tokens"]
+__all__ = ["SPAN_EVENTS_DROPPED", "Role", "SpanEvent", "SpanReading", "Tokens", "opened"]
 
 Role = Literal["agent", "tool", "model", "wrapper", "other"]
 """agent: an agent invocation (a run, or a subagent inside one). tool: one tool call. model: one
@@ -110,6 +110,9 @@ class SpanReading:
     events: tuple[SpanEvent, ...] = ()
     missing_events: int = 0
     """Events the run had that the span no longer carries (the span's event limit)."""
+    light: bool = False
+    """Read at the span's start for its role alone (:func:`opened`): nothing else is read yet.
+    An open tool, model or other span decides nothing by its content; its end reads it whole."""
 
 
 def base(
@@ -145,6 +148,25 @@ def base(
         end_ns=span.end_time,
         status=span.status.status_code,
         **values,
+    )
+
+
+def opened(span: ReadableSpan, dialect: str, role: Role) -> SpanReading:
+    """A ``light`` reading of a span that just started: ids, times and role, no content."""
+    context = span.context
+    parent = span.parent
+    return SpanReading(
+        dialect=dialect,
+        role=role,
+        trace_id=context.trace_id if context is not None else 0,
+        span_id=context.span_id if context is not None else 0,
+        parent_id=parent.span_id if parent is not None and parent.span_id else None,
+        parent_remote=bool(parent is not None and parent.is_remote),
+        name=span.name,
+        start_ns=span.start_time,
+        end_ns=span.end_time,
+        status=span.status.status_code,
+        light=True,
     )
 
 

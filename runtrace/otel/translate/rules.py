@@ -27,7 +27,10 @@ def outcome(run: Run) -> tuple[str | None, str | None]:
     r = run.node.reading
     cancelled = r.cancelled or run.late_cancel
     if cancelled is None and r.status is not StatusCode.ERROR:
-        tool = run.interrupted or next(iter(run.open_tools.values()), None)
+        open_tool = next(iter(run.open_tools.values()), None)
+        tool = run.interrupted or (
+            None if open_tool is None else open_tool.reading.tool_name or open_tool.reading.name
+        )
         if tool is not None:
             cancelled = f"interrupted: the run's span ended while tool {tool!r} was running"
         elif r.status is StatusCode.UNSET and run.last_cancel is not None:

@@ -35,14 +35,23 @@ from ..semconv import (
     SPAN_KIND,
 )
 from . import names as n
-from .reading import SpanEvent, SpanReading, base, number, plain_event, session, text
+from .reading import Role, SpanEvent, SpanReading, base, number, plain_event, session, text
 
-__all__ = ["KIND_PENDING", "read", "read_pending"]
+__all__ = ["KIND_PENDING", "read", "read_pending", "role"]
 
 DIALECT = "runtrace"
 
 KIND_PENDING = "pending"
 """``runtrace.span.kind`` of a span announcing a run that is still open."""
+
+
+def role(name: str, attributes: Mapping[str, Any]) -> Role | None:
+    """What a span is to runtrace (None if runtrace did not write it): a run span is an agent,
+    every other runtrace span ``other``."""
+    kind = attributes.get(SPAN_KIND)
+    if kind is None:
+        return None
+    return "agent" if kind == KIND_RUN else "other"
 
 
 def read(
@@ -54,11 +63,11 @@ def read(
     every event its recorder already has (decoding them is most of the cost of a reading).
     """
     a = attributes if attributes is not None else dict(span.attributes or {})
-    kind = a.get(SPAN_KIND)
-    if kind is None:
+    found = role(span.name, a)
+    if found is None:
         return None
-    if kind != KIND_RUN:
-        return base(span, DIALECT, "other", a)
+    if found != "agent":
+        return base(span, DIALECT, found, a)
     fields: dict[str, Any] = {}
     if events:
         numbered = _events(span)

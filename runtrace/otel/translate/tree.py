@@ -37,7 +37,7 @@ class Run:
     finished: bool = False
     deferred: bool = False  # its span ended UNSET out of process: finish at the batch's end
     turns: int = 0
-    open_tools: dict[int, str] = field(default_factory=dict)  # in-process: tool span -> name
+    open_tools: dict[int, Node] = field(default_factory=dict)  # in-process: open tool spans
     last_end_ns: int = 0
     last_cancel: str | None = None  # the last child to end signalled a cancellation
     late_cancel: str | None = None  # a child that outlived the run's span ended it
