@@ -302,7 +302,7 @@ class Runtrace:
             settings=self.settings,
             extra=attributes,
         )
-        self.processor.expect_run(run_id, prompt, attributes)
+        self.processor.expect_run(run_id, prompt, attributes, span_attributes=span_attributes)
         span = self.tracer.start_span(
             run_span_name(agent_name),
             kind=trace.SpanKind.INTERNAL,

@@ -30,6 +30,8 @@ ChildKey = tuple[str, str]
 
 _NONE: Mapping[str, Any] = MappingProxyType({})
 
+_Expected = tuple[str, Mapping[str, Any], Mapping[str, Any] | None]
+
 _Outline = tuple[Any, ...]
 """What the translator needs of an ended run span (no events: the run has them all)."""
 
@@ -138,19 +140,26 @@ class LiveRuns:
         self._live: dict[str, LiveRun] = {}
         self._by_span: dict[int, LiveRun] = {}
         self._current: dict[str, str] = {}  # session id -> its latest open run
-        # run id -> (prompt, the caller's attributes), for runs Runtrace is starting
-        self._expected: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        # run id -> (prompt, the caller's attributes, the span's attributes or None), for runs
+        # Runtrace is starting
+        self._expected: dict[str, _Expected] = {}
         # span id -> (the ended span's outline, run id): own runs the translator never claimed
         self._ended: OrderedDict[int, tuple[_Outline, str]] = OrderedDict()
         self.max_ended = max_ended
 
-    def expect(self, run_id: str, prompt: str, attributes: Mapping[str, Any] | None) -> None:
+    def expect(
+        self,
+        run_id: str,
+        prompt: str,
+        attributes: Mapping[str, Any] | None,
+        span_attributes: Mapping[str, Any] | None = None,
+    ) -> None:
         with self.lock:
-            self._expected[run_id] = (prompt, attributes or _NONE)
+            self._expected[run_id] = (prompt, attributes or _NONE, span_attributes)
 
-    def take_expected(self, run_id: str) -> tuple[str, Mapping[str, Any]] | None:
-        """The prompt and attributes of a run Runtrace announced (None: a plain OpenTelemetry
-        run span)."""
+    def take_expected(self, run_id: str) -> _Expected | None:
+        """The prompt, the caller's attributes and the attributes given to the span (None if
+        not known) of a run Runtrace announced (None: a plain OpenTelemetry run span)."""
         with self.lock:
             return self._expected.pop(run_id, None)
 

@@ -200,14 +200,21 @@ class RunSpanProcessor(SpanProcessor):
     # --- runs ----------------------------------------------------------------------------------
 
     def expect_run(
-        self, run_id: str, prompt: str, attributes: Mapping[str, Any] | None = None
+        self,
+        run_id: str,
+        prompt: str,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        span_attributes: Mapping[str, Any] | None = None,
     ) -> None:
         """The next span carrying ``runtrace.run.id = run_id`` is one runtrace starts and ends,
         with this prompt (kept off the span unless content capture is on) and the caller's own
         ``attributes`` as given (the span holds them as far as it can). The caller has checked
         the run's fields (:func:`runtrace.runs.check_run_fields`), as ``Runtrace.begin_run``
-        does: the store does not check them again."""
-        self._runs.expect(run_id, prompt, attributes)
+        does: the store does not check them again. ``span_attributes``, the attributes the span
+        is started with, are what the store keeps (the caller's own as given), read from the
+        span when not given."""
+        self._runs.expect(run_id, prompt, attributes, span_attributes)
 
     def start_unrecorded(
         self,
@@ -218,7 +225,7 @@ class RunSpanProcessor(SpanProcessor):
     ) -> LiveRun:
         """Keep a run whose span the sampler dropped (no ``on_start`` came): the store and the
         sinks still get it; only the span side is missing."""
-        self.expect_run(str(attributes[sc.RUN_ID]), prompt, extra)
+        self.expect_run(str(attributes[sc.RUN_ID]), prompt, extra, span_attributes=attributes)
         return self._start_run(span, attributes, None)
 
     def live_run(self, run_id: str) -> LiveRun | None:
@@ -391,15 +398,20 @@ class RunSpanProcessor(SpanProcessor):
         trace_id = format(context.trace_id, "032x")
         run_id = attributes.get(sc.RUN_ID)
         expected = None if not run_id else self._runs.take_expected(str(run_id))
-        stored = dict(getattr(span, "attributes", None) or attributes)
         reading = None
         if expected is not None:  # started through Runtrace, which set every runtrace attribute
-            prompt, given = expected
-            # The caller's own values as given (an int beyond int64 whole, not as its digits).
+            prompt, given, started = expected
+            if started is None:
+                started = getattr(span, "attributes", None) or attributes
+            # What the span was given (a plain dict: the SDK's mapping costs a Python call per
+            # key), with the caller's own values as given (an int beyond int64 whole, not as its
+            # digits).
+            stored = dict(started)
             stored.update({k: v for k, v in given.items() if k in stored})
-            session_id = str(attributes.get(sc.GEN_AI_CONVERSATION_ID, trace_id))
-            agent_name = attributes.get(sc.GEN_AI_AGENT_NAME)
+            session_id = str(started.get(sc.GEN_AI_CONVERSATION_ID, trace_id))
+            agent_name = started.get(sc.GEN_AI_AGENT_NAME)
         else:
+            stored = dict(getattr(span, "attributes", None) or attributes)
             # A framework's (or plain OpenTelemetry code's) agent span: read as the translator
             # reads it, so the run has the same id, session and agent whether it is seen here or
             # received over OTLP. Nothing is written onto the span.
