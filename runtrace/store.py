@@ -221,6 +221,14 @@ class RunStore:
         The event is validated before anything changes, so a malformed one (which raises
         ``pydantic.ValidationError``) leaves the run untouched.
         """
+        snapshot, sequence, at, model = self._append(run_id, event, at_ms)
+        return snapshot, runs.event_record(sequence, at, model)
+
+    def _append(
+        self, run_id: str, event: BaseEvent | dict[str, Any] | str | bytes, at_ms: int | None
+    ) -> tuple[RunSnapshot, int, int, BaseEvent]:
+        """:meth:`record` without making the record: (snapshot, sequence, time, model). For
+        the processor's hot path, which makes the record only when a sink or hook takes it."""
         model = parse_event(event)
         if at_ms is None:
             at = now_ms()
@@ -243,7 +251,7 @@ class RunStore:
             sequence = stored.offset + len(models)
             models.append(model)
             stored.times.append(at)
-            if snapshot.ended_at_ms is not None and self._persisters:
+            if self._persisters and snapshot.ended_at_ms is not None:
                 # A straggler on a finished run: its newest state is not persisted yet.
                 self._evictable.pop(run_id, None)
                 self._unpersisted[run_id] = 0
@@ -256,7 +264,7 @@ class RunStore:
             else:
                 snapshot = runs.apply_event(snapshot, model, at_ms=at)
             self._runs[run_id] = snapshot
-        return snapshot, runs.event_record(sequence, at, model)
+        return snapshot, sequence, at, model
 
     def mark_failed(self, run_id: str, error: str, *, at_ms: int | None = None) -> RunSnapshot:
         """Mark the run failed with ``error``, unless it was cancelled."""

@@ -26,7 +26,7 @@ from opentelemetry.trace import StatusCode
 from ..events import BaseEvent
 from ..faults import Faults
 from ..hooks import RunHooks
-from ..runs import RunEventRecord, RunSnapshot, RunStatus, finish
+from ..runs import RunEventRecord, RunSnapshot, RunStatus, event_record, finish
 from ..sink import PersistingSink, RunSink, flush_all, shutdown_all
 from ..store import RunStore
 from . import semconv as sc
@@ -259,15 +259,13 @@ class RunSpanProcessor(SpanProcessor):
         """The hot path of :meth:`record`, for callers that hold the live run; ``at_ns`` is
         the event's time (epoch ns, now by default)."""
         ns = _time_ns() if at_ns is None else at_ns
-        snapshot, record = self.store.record(live.run_id, event, at_ms=ns // _NS_PER_MS)
+        # The record itself is made only for sinks and hooks: the span needs its number only.
+        snapshot, sequence, at_ms, model = self.store._append(live.run_id, event, ns // _NS_PER_MS)
         if on_span and not live.settled and live.recorded:
-            model = record.event
             event_type = model.type
             try:
                 live.span.add_event(
-                    event_type,
-                    event_attributes(model, self.settings, sequence=record.sequence),
-                    ns,
+                    event_type, event_attributes(model, self.settings, sequence=sequence), ns
                 )
                 live.span_added.append(None)
                 if event_type in CHILD_EVENT_TYPES:
@@ -277,7 +275,7 @@ class RunSpanProcessor(SpanProcessor):
             except Exception:
                 self.faults.report("adding a span event")
         if self._after_event:
-            self._after_record(snapshot, record)
+            self._after_record(snapshot, event_record(sequence, at_ms, model))
         return snapshot
 
     def _record_picked(self, live: LiveRun, event: BaseEvent, at_ns: int | None) -> None:
