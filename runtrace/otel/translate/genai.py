@@ -90,8 +90,7 @@ def fields(span: ReadableSpan, role: Role, a: Mapping[str, Any]) -> dict[str, An
     if role == "model":
         return {
             "model": text(a, n.RESPONSE_MODEL, n.REQUEST_MODEL),
-            "prompt": prompt(span, a),
-            "result": result(span, a),
+            "prompt": prompt(span, a),  # the run's prompt when its own span has none
             "tokens": tokens(a, _INPUT_TOKENS, _OUTPUT_TOKENS, _CACHE_TOKENS, aggregate=False),
         }
     return {"agent_name": text(a, n.AGENT_NAME)}

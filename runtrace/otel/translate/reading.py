@@ -90,6 +90,8 @@ class SpanReading:
     run_id: str | None = None
     prompt: str | None = None
     result: str | None = None
+    """An agent's (or wrapper's) final answer. Not read on a model span: no event carries a
+    single call's answer, and decoding its messages was a tenth of the translator's time."""
     model: str | None = None
     tokens: Tokens | None = None
     tool_name: str | None = None
@@ -228,10 +230,19 @@ def outcome(
 ) -> tuple[str | None, str | None, str | None]:
     """``(error, error_type, cancelled)`` from the span's status, exception events, ``error.type``
     and framework cancellation attributes. A cancellation is never also an error."""
+    status = span.status
+    events = span.events
+    if (
+        not events
+        and status.status_code is StatusCode.UNSET
+        and n.ERROR_TYPE not in attributes
+        and n.STRANDS_CANCELLATION not in attributes
+    ):
+        return None, None, None  # most spans: nothing says anything went wrong
     cancelled: str | None = None
     failure: tuple[str, str] | None = None
     escaped = False
-    for event in span.events:
+    for event in events:
         if event.name != n.EXCEPTION_EVENT:
             continue
         attrs = event.attributes or {}
@@ -246,12 +257,12 @@ def outcome(
     framework_cancel = text(attributes, n.STRANDS_CANCELLATION)
     if framework_cancel is not None:
         cancelled = cancel_reason(framework_cancel) or f"cancelled ({framework_cancel})"
-    description = span.status.description
+    description = status.description
     if error_type == n.ERROR_TYPE_CANCELLED:
         cancelled = cancelled or _strip_cancelled(description)
     if cancelled is not None:
         return None, error_type, cancelled
-    if span.status.status_code is not StatusCode.ERROR and not escaped:
+    if status.status_code is not StatusCode.ERROR and not escaped:
         return None, None, None
     if failure is not None:
         short = failure[0].rsplit(".", 1)[-1]
