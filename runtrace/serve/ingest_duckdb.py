@@ -71,8 +71,9 @@ class DuckDBIngest:
         if isinstance(retention, bool) or not isinstance(retention, int) or retention < 0:
             raise ValueError(f"retention must be an integer >= 0, got {retention!r}")
         self.path = os.fspath(path)
-        self.sink = DuckDBSink(self.path, flush_interval=flush_interval, raise_errors=raise_errors)
-        _without_owner(self.sink)
+        self.sink = DuckDBSink(
+            self.path, flush_interval=flush_interval, raise_errors=raise_errors, owner=False
+        )
         resume = _left_open(self.path)
         self.store = RunStore(max_finished_runs=retention)
         self._continued = _Continued(self.sink, resume, Faults("runtrace.serve", raise_errors))
@@ -147,21 +148,6 @@ class DuckDBIngest:
                 record.at_ns,
                 body=record.body,
             )
-
-
-def _without_owner(sink: DuckDBSink) -> None:
-    """Received runs are written with no owner (see the module docs).
-
-    ``DuckDBSink`` has no option for it yet: this sets the owner its batch builder stamps on
-    open runs. Refuses loudly, rather than writing the server as the owner, if that changed.
-    """
-    builder = getattr(sink, "_builder", None)
-    if builder is None or not hasattr(builder, "owner"):
-        raise RuntimeError(
-            "DuckDBSink no longer keeps its owner where runtrace serve sets it; received runs "
-            "must be written without an owner (see runtrace/serve/ingest_duckdb.py)"
-        )
-    builder.owner = None
 
 
 def _left_open(path: str) -> dict[str, int]:
