@@ -277,17 +277,23 @@ def _quiet_fields(
     return entry
 
 
+_ID_NAMES: dict[str, bool] = {}  # field name -> named like an identifier (bounded below)
+
+
 def _generic_on_span(name: str, value: Any) -> bool:
     """Whether a field of a generic event goes on spans with capture off: ints, floats and
     booleans, and short strings named like identifiers."""
     kind = type(value)
     if kind is int or kind is float or kind is bool:
         return True
-    return (
-        kind is str
-        and len(value) <= GENERIC_ID_MAX_LENGTH
-        and name.lower().endswith(GENERIC_ID_SUFFIXES)
-    )
+    if kind is not str or len(value) > GENERIC_ID_MAX_LENGTH:
+        return False
+    named = _ID_NAMES.get(name)
+    if named is None:  # the same few field names come back on every event of a type
+        named = name.lower().endswith(GENERIC_ID_SUFFIXES)
+        if len(_ID_NAMES) < 4096:
+            _ID_NAMES[name] = named
+    return named
 
 
 # --- attributes -> event -------------------------------------------------------------------------
