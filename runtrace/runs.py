@@ -5,7 +5,10 @@ Nothing here does I/O or holds a lock; :mod:`runtrace.store` and the OpenTelemet
 
 from __future__ import annotations
 
+import os
+import random
 import time
+import uuid
 from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
@@ -50,6 +53,7 @@ __all__ = [
     "finish",
     "mark_cancelled",
     "mark_failed",
+    "new_run_id",
     "now_ms",
     "trusted_snapshot",
 ]
@@ -81,6 +85,19 @@ TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.
 def now_ms() -> int:
     """Milliseconds since the Unix epoch, the reference's timestamp unit."""
     return time.time_ns() // 1_000_000
+
+
+_ID_RANDOM = random.Random()  # seeded from os.urandom; user code's random.seed() never reaches it
+os.register_at_fork(after_in_child=_ID_RANDOM.seed)  # a forked child draws ids of its own
+
+
+def new_run_id() -> str:
+    """A new run id, ``run-<uuid4>``. Its 122 random bits come from a private generator seeded
+    from ``os.urandom`` (and again in every forked child), not from ``uuid.uuid4()``'s
+    ``os.urandom`` call per id: a system call that lets go of the interpreter lock, so each
+    run's start waited for it (up to the 5 ms switch interval) while a sink's writer thread
+    was busy."""
+    return f"run-{uuid.UUID(int=_ID_RANDOM.getrandbits(128), version=4)}"
 
 
 def _freeze_attributes(value: Mapping[str, Any]) -> Mapping[str, Any]:

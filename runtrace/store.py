@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import threading
-import uuid
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -163,7 +162,7 @@ class RunStore:
         at = now_ms() if created_at_ms is None else created_at_ms
         if checked and type(at) is int:
             snapshot = runs._fresh_snapshot(
-                run_id or f"run-{uuid.uuid4()}",
+                run_id or runs.new_run_id(),
                 session_id,
                 prompt,
                 at,
@@ -197,7 +196,7 @@ class RunStore:
         attributes: Mapping[str, Any] | None,
     ) -> RunSnapshot:
         return RunSnapshot(
-            id=run_id or f"run-{uuid.uuid4()}",
+            id=run_id or runs.new_run_id(),
             session_id=session_id,
             prompt=prompt,
             created_at_ms=at,

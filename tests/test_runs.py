@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import uuid
 
 import pytest
 from pydantic import ValidationError
@@ -18,6 +21,7 @@ from runtrace.runs import (
     finish,
     mark_cancelled,
     mark_failed,
+    new_run_id,
 )
 
 
@@ -244,3 +248,30 @@ def test_a_late_turn_end_still_adds_its_tokens() -> None:
     ended = finish(snapshot(RunStatus.COMPLETED), at_ms=1_500)
     late = apply(ended, {"type": "turn_end", "turn": 9, "usage": {"prompt_tokens": 5}})
     assert late.input_tokens == 5 and late.status is RunStatus.COMPLETED
+
+
+def test_new_run_ids_are_uuid4_and_ignore_the_global_random_seed() -> None:
+    random.seed(0)
+    first = [new_run_id() for _ in range(3)]
+    random.seed(0)
+    second = [new_run_id() for _ in range(3)]
+    assert len(set(first + second)) == 6
+    for run_id in first:
+        assert run_id.startswith("run-")
+        assert uuid.UUID(run_id.removeprefix("run-")).version == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_draws_run_ids_of_its_own() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then out without running pytest's teardown
+        os.write(write, new_run_id().encode())
+        os._exit(0)
+    os.close(write)
+    parent_id = new_run_id()
+    with os.fdopen(read) as pipe:
+        child_id = pipe.read()
+    os.waitpid(pid, 0)
+    assert child_id.startswith("run-")
+    assert child_id != parent_id

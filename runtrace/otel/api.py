@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import uuid
 from types import TracebackType
 from typing import Any
 
@@ -21,7 +20,7 @@ from opentelemetry import trace
 
 from ..errors import NoActiveRun, RunCancelled, RuntraceError
 from ..hooks import CancellationToken
-from ..runs import RunEventRecord, RunSnapshot, RunStatus, check_run_fields
+from ..runs import RunEventRecord, RunSnapshot, RunStatus, check_run_fields, new_run_id
 from ..store import RunStore
 from ..version import __version__
 from .live import LiveRun
@@ -293,7 +292,7 @@ class Runtrace:
         OTLP could not keep raises :class:`~runtrace.errors.InvalidRun`, before any span starts.
         """
         check_run_fields(session_id, prompt, agent_name, attributes)
-        run_id = f"run-{uuid.uuid4()}"
+        run_id = new_run_id()
         span_attributes = run_start_attributes(
             run_id=run_id,
             session_id=session_id,
