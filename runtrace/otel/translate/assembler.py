@@ -20,48 +20,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from . import runtrace
+from .dialects import read_span, read_start
 from .engine import Engine
 from .reading import SpanReading
 from .stats import AssemblerStats
+from .target import RunTarget
 from .tree import Held, Node, Run
 
-__all__ = ["Claimer", "RunAssembler", "RunTarget"]
+__all__ = ["Claimer", "RunAssembler"]
 
 Claimer = Callable[[int], "tuple[ReadableSpan, str, bool] | None"]
 """``span id -> (span, run id, ended)`` for one of the caller's own runs, None for any other
 span: how an in-process caller lets the assembler claim its runs only when a foreign span or
 log record turns up under one (see :class:`RunAssembler`)."""
-
-
-class RunTarget(Protocol):
-    """Where assembled runs go (:class:`~runtrace.otel.translate.StoreTarget` for a RunStore).
-
-    ``create_run`` raises ``ValueError`` if ``run_id`` exists; ``record`` raises
-    :class:`~runtrace.errors.RunNotFound` for a run that is gone (counted as lost).
-    """
-
-    def create_run(
-        self,
-        run_id: str,
-        session_id: str,
-        prompt: str,
-        agent_name: str | None,
-        trace_id: str,
-        span_id: str,
-        attributes: Mapping[str, Any],
-        at_ms: int,
-    ) -> None: ...
-
-    def record(self, run_id: str, event: dict[str, Any], at_ms: int) -> None: ...
-
-    def finish(
-        self, run_id: str, *, error: str | None, cancelled: str | None, at_ms: int
-    ) -> None: ...
 
 
 class RunAssembler(Engine):
@@ -88,8 +64,6 @@ class RunAssembler(Engine):
         max_held: int = 20_000,
         claimer: Claimer | None = None,
     ) -> None:
-        from . import read_span, read_start  # the package imports this module first
-
         super().__init__(
             target,
             read if read is not None else read_span,

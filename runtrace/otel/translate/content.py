@@ -7,9 +7,10 @@ any of them, and leave a value they cannot read as it is.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event
 
 __all__ = ["content_text", "event_text", "json_value", "messages_text"]
 
@@ -64,9 +65,9 @@ def messages_text(value: Any, role: str, *, last: bool, start: int = 0) -> str |
     return "".join(_texts(picked[-1] if last else picked[0]))
 
 
-def event_text(span: ReadableSpan, event_name: str, field: str) -> str | None:
-    """The text of ``field`` of the first span event named ``event_name``."""
-    for event in span.events:
+def event_text(events: Sequence[Event], event_name: str, field: str) -> str | None:
+    """The text of ``field`` of the first of a span's ``events`` named ``event_name``."""
+    for event in events:
         if event.name == event_name:
             return content_text((event.attributes or {}).get(field))
     return None

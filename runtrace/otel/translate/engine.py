@@ -8,20 +8,19 @@ rules themselves (outcomes, the events children bring) are pure functions in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from ...errors import RunNotFound
+from ...events import BaseEvent
 from . import mapping, rules
 from .reading import SPAN_EVENTS_DROPPED, SpanReading
 from .runtrace import DIALECT as RUNTRACE
 from .stats import Counters
+from .target import RunTarget
 from .tree import Held, Node, Run, Tree
-
-if TYPE_CHECKING:
-    from .assembler import RunTarget
 
 __all__ = ["Engine"]
 
@@ -189,7 +188,7 @@ class Engine:
         for span_event in fresh:
             if span_event.sequence is not None:
                 run.sequences.add(span_event.sequence)
-            self._record(run, span_event.event, span_event.at_ns)
+            self._record(run, span_event.model, span_event.at_ns)
         if r.missing_events:
             lost = {"type": SPAN_EVENTS_DROPPED, "count": r.missing_events}
             self._record(run, lost, r.end_ns or 0)
@@ -295,7 +294,7 @@ class Engine:
         at_ns = node.reading.start_ns or node.reading.end_ns or 0
         self._record(run, mapping.agent_start(prompt or hint), at_ns)
 
-    def _record(self, run: Run, event: dict[str, Any], at_ns: int) -> None:
+    def _record(self, run: Run, event: dict[str, Any] | BaseEvent, at_ns: int) -> None:
         try:
             self._target.record(run.run_id, event, at_ms=at_ns // 1_000_000)
         except RunNotFound:  # the target let the run go (a bounded store): counted, not hidden

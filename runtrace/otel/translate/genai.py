@@ -12,10 +12,10 @@ event. strands' ``strands.cancellation.type`` marks a cancelled run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 
 from . import names as n
 from .content import event_text, messages_text
@@ -34,7 +34,10 @@ def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> Spa
     ``attributes``: the span's, when the caller has them as a plain dict already."""
     a = attributes if attributes is not None else dict(span.attributes or {})
     role = role_of(span.name, a)
-    return None if role is None else base(span, DIALECT, role, a, **fields(span, role, a))
+    if role is None:
+        return None
+    events = span.events  # the SDK copies them on every access: once per reading
+    return base(span, DIALECT, role, a, span_events=events, **fields(span, role, a, events))
 
 
 def role_of(name: str, attributes: Mapping[str, Any]) -> Role | None:
@@ -60,29 +63,33 @@ def role_of(name: str, attributes: Mapping[str, Any]) -> Role | None:
     return None
 
 
-def fields(span: ReadableSpan, role: Role, a: Mapping[str, Any]) -> dict[str, Any]:
+def fields(
+    span: ReadableSpan, role: Role, a: Mapping[str, Any], events: Sequence[Event] | None = None
+) -> dict[str, Any]:
     """The reading's fields by the GenAI conventions, for a span whose role is known; other
-    dialects build on them."""
+    dialects build on them. ``events``: ``span.events``, if the caller has them."""
+    if events is None:
+        events = span.events
     if role == "agent":
         return {
             "agent_name": text(a, n.AGENT_NAME)
             or _suffix(span.name, n.OP_INVOKE_AGENT)
             or text(a, n.AGENT_ID),
             "description": text(a, n.AGENT_DESCRIPTION),
-            "prompt": prompt(span, a),
-            "result": result(span, a),
+            "prompt": prompt(events, a),
+            "result": result(events, a),
             "model": text(a, n.RESPONSE_MODEL, n.REQUEST_MODEL),
             "tokens": tokens(a, _INPUT_TOKENS, _OUTPUT_TOKENS, _CACHE_TOKENS, aggregate=True),
-            "events": plain_events(span),
+            "events": plain_events(events),
         }
     if role == "tool":
         found = {
             "tool_name": text(a, n.TOOL_NAME) or _suffix(span.name, n.OP_EXECUTE_TOOL),
             "call_id": text(a, n.TOOL_CALL_ID),
             "arguments": text(a, n.TOOL_ARGUMENTS)
-            or event_text(span, n.EVENT_TOOL_MESSAGE, n.EVENT_FIELD_CONTENT),
+            or event_text(events, n.EVENT_TOOL_MESSAGE, n.EVENT_FIELD_CONTENT),
             "tool_result": text(a, n.TOOL_RESULT)
-            or event_text(span, n.EVENT_CHOICE, n.EVENT_FIELD_MESSAGE),
+            or event_text(events, n.EVENT_CHOICE, n.EVENT_FIELD_MESSAGE),
         }
         if a.get(n.TOOL_STATUS) == n.TOOL_STATUS_ERROR:  # strands, whatever the status says
             found["failed"] = found["tool_result"] or "tool returned an error"
@@ -90,33 +97,33 @@ def fields(span: ReadableSpan, role: Role, a: Mapping[str, Any]) -> dict[str, An
     if role == "model":
         return {
             "model": text(a, n.RESPONSE_MODEL, n.REQUEST_MODEL),
-            "prompt": prompt(span, a),  # the run's prompt when its own span has none
+            "prompt": prompt(events, a),  # the run's prompt when its own span has none
             "tokens": tokens(a, _INPUT_TOKENS, _OUTPUT_TOKENS, _CACHE_TOKENS, aggregate=False),
         }
     return {"agent_name": text(a, n.AGENT_NAME)}
 
 
-def prompt(span: ReadableSpan, attributes: Mapping[str, Any]) -> str | None:
+def prompt(events: Sequence[Event], attributes: Mapping[str, Any]) -> str | None:
     """The user's latest message: from ``gen_ai.input.messages``, else the content events."""
     return (
         messages_text(attributes.get(n.INPUT_MESSAGES), "user", last=True)
-        or _details(span, n.INPUT_MESSAGES, "user")
-        or event_text(span, n.EVENT_USER_MESSAGE, n.EVENT_FIELD_CONTENT)
+        or _details(events, n.INPUT_MESSAGES, "user")
+        or event_text(events, n.EVENT_USER_MESSAGE, n.EVENT_FIELD_CONTENT)
     )
 
 
-def result(span: ReadableSpan, attributes: Mapping[str, Any]) -> str | None:
+def result(events: Sequence[Event], attributes: Mapping[str, Any]) -> str | None:
     """The model's final answer: from ``gen_ai.output.messages``, else the content events."""
     text_ = (
         messages_text(attributes.get(n.OUTPUT_MESSAGES), "assistant", last=True)
-        or _details(span, n.OUTPUT_MESSAGES, "assistant")
-        or event_text(span, n.EVENT_CHOICE, n.EVENT_FIELD_MESSAGE)
+        or _details(events, n.OUTPUT_MESSAGES, "assistant")
+        or event_text(events, n.EVENT_CHOICE, n.EVENT_FIELD_MESSAGE)
     )
     return None if text_ is None else text_.strip()
 
 
-def _details(span: ReadableSpan, key: str, role: str) -> str | None:
-    for event in span.events:
+def _details(events: Sequence[Event], key: str, role: str) -> str | None:
+    for event in events:
         if event.name == n.EVENT_OPERATION_DETAILS:
             found = messages_text((event.attributes or {}).get(key), role, last=True)
             if found is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...events import BaseEvent
 from .content import json_value
 from .reading import SpanReading
 
@@ -23,8 +24,8 @@ __all__ = [
     "subagent_start",
 ]
 
-Timed = tuple[int, dict[str, Any]]
-"""An event and when it happened (epoch ns)."""
+Timed = tuple[int, "dict[str, Any] | BaseEvent"]
+"""An event (a dict, or a model already validated) and when it happened (epoch ns)."""
 
 CANCELLED_EXIT_CODE = 130
 """A tool call that was cancelled ends with the shell's code for an interrupt (128 + SIGINT)."""

@@ -34,7 +34,8 @@ def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> Spa
     role_ = role(span.name, a)
     if role_ is None:
         return None
-    found = genai.fields(span, role_, a)
+    events = span.events  # the SDK copies them on every access: once per reading
+    found = genai.fields(span, role_, a, events)
     if role_ == "agent":
         start = number(a, n.PAI_NEW_MESSAGE_INDEX) or 0
         aggregate = tokens(
@@ -58,7 +59,7 @@ def read(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> Spa
         deferred = text(a, n.PAI_DEFERRAL)
         if deferred is not None:
             found.update(deferred=deferred, error=None, error_type=None)
-    return base(span, DIALECT, role_, a, **found)
+    return base(span, DIALECT, role_, a, span_events=events, **found)
 
 
 def role(name: str, attributes: Mapping[str, Any]) -> Role | None:

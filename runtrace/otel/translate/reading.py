@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
+from ...events import BaseEvent, parse_event
 from ..pickup import SPAN_EVENTS_DROPPED, UNPARSED_SPAN_EVENT
 from ..span_events import event_from_attributes
 from . import names as n
@@ -62,11 +63,20 @@ class Tokens:
 
 @dataclass(frozen=True, slots=True)
 class SpanEvent:
-    """An event the span carries for its run, at ``at_ns``; ``sequence`` if runtrace numbered it."""
+    """An event the span carries for its run, at ``at_ns``; ``sequence`` if runtrace numbered it.
+
+    ``model``: the event as the store keeps it, validated once when the span was read (a dict
+    only for one that did not validate even as a generic event: the store says why)."""
 
     at_ns: int
-    event: dict[str, Any]
+    model: BaseEvent | dict[str, Any]
     sequence: int | None = None
+
+    @property
+    def event(self) -> dict[str, Any]:
+        """The event as a dict."""
+        model = self.model
+        return model if isinstance(model, dict) else model.model_dump()
 
 
 @dataclass(slots=True)
@@ -128,13 +138,16 @@ def base(
     attributes: Mapping[str, Any],
     *,
     failed: str | None = None,
+    span_events: Sequence[Event] | None = None,
     **fields: Any,
 ) -> SpanReading:
     """A reading with the span's ids, times, status and outcome filled in, plus ``fields``.
-    ``failed``: an error the span says in its own terms, when its status does not."""
+    ``failed``: an error the span says in its own terms, when its status does not.
+    ``span_events``: ``span.events`` if the caller has them (the SDK copies them per call)."""
     context = span.context
     parent = span.parent
-    error, error_type, cancelled = outcome(span, attributes)
+    events = span.events if span_events is None else span_events
+    error, error_type, cancelled = outcome(span, attributes, events)
     fields.setdefault("error", error if error is not None or cancelled is not None else failed)
     fields.setdefault("error_type", error_type)
     fields.setdefault("cancelled", cancelled)
@@ -228,12 +241,14 @@ def cancel_reason(exception_type: str) -> str | None:
 
 
 def outcome(
-    span: ReadableSpan, attributes: Mapping[str, Any]
+    span: ReadableSpan, attributes: Mapping[str, Any], events: Sequence[Event] | None = None
 ) -> tuple[str | None, str | None, str | None]:
     """``(error, error_type, cancelled)`` from the span's status, exception events, ``error.type``
-    and framework cancellation attributes. A cancellation is never also an error."""
+    and framework cancellation attributes. A cancellation is never also an error. ``events``:
+    ``span.events``, if the caller has them."""
     status = span.status
-    events = span.events
+    if events is None:
+        events = span.events
     if (
         not events
         and status.status_code is StatusCode.UNSET
@@ -283,18 +298,29 @@ def _strip_cancelled(description: str | None) -> str:
 def plain_event(name: str, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     """The runtrace event a plain span event (or log record) named ``name`` stands for: a core
     event when its attributes fit, else a generic event keeping them as given."""
+    event = plain_model(name, attributes)
+    return event if isinstance(event, dict) else event.model_dump()
+
+
+def plain_model(name: str, attributes: Mapping[str, Any] | None) -> BaseEvent | dict[str, Any]:
+    """:func:`plain_event` as the model the store keeps, which takes it as it is (a dict, to be
+    validated there, only when even the generic event does not fit)."""
     try:
-        return event_from_attributes(name, attributes).model_dump()
+        return event_from_attributes(name, attributes)
     except ValidationError:
-        return {"type": UNPARSED_SPAN_EVENT, "name": name, "attributes": dict(attributes or {})}
+        unparsed = {"type": UNPARSED_SPAN_EVENT, "name": name, "attributes": dict(attributes or {})}
+    try:
+        return parse_event(unparsed)
+    except ValidationError:
+        return unparsed
 
 
-def plain_events(span: ReadableSpan) -> tuple[SpanEvent, ...]:
+def plain_events(events: Sequence[Event]) -> tuple[SpanEvent, ...]:
     """An agent span's own events, as the processor picks them up from plain run spans: all but
     OpenTelemetry's ``exception`` events (the outcome already says them) and GenAI content events
     (``gen_ai.*``: read as the prompt and result)."""
     return tuple(
-        SpanEvent(at_ns=event.timestamp, event=plain_event(event.name, event.attributes))
-        for event in span.events
+        SpanEvent(at_ns=event.timestamp, model=plain_model(event.name, event.attributes))
+        for event in events
         if event.name != n.EXCEPTION_EVENT and not event.name.startswith(n.GEN_AI_PREFIX)
     )

@@ -16,7 +16,7 @@ from ...runs import RunStatus
 from ..semconv import EVENT_SEQUENCE
 from . import mapping
 from .mapping import Timed
-from .reading import SpanReading, plain_event
+from .reading import SpanReading, plain_model
 from .tree import Held, Run
 
 __all__ = ["events", "outcome", "placeholder", "settle"]
@@ -90,7 +90,7 @@ def events(run: Run, items: list[Held]) -> tuple[list[Timed], str | None, int]:
                     continue  # the run has it already
                 run.sequences.add(sequence)
             late += run.finished
-            timed.append((item.at_ns, plain_event(name, fields)))
+            timed.append((item.at_ns, plain_model(name, fields)))
     timed.sort(key=lambda t: t[0])
     return timed, hint, late
 

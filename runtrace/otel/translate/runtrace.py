@@ -35,7 +35,7 @@ from ..semconv import (
     SPAN_KIND,
 )
 from . import names as n
-from .reading import Role, SpanEvent, SpanReading, base, number, plain_event, session, text
+from .reading import Role, SpanEvent, SpanReading, base, number, plain_model, session, text
 
 __all__ = ["KIND_PENDING", "read", "read_pending", "role"]
 
@@ -129,9 +129,9 @@ def _events(span: ReadableSpan) -> tuple[SpanEvent, ...]:
         sequence = attributes.get(EVENT_SEQUENCE)
         if isinstance(sequence, int):
             numbered.append(
-                SpanEvent(event.timestamp, plain_event(event.name, attributes), sequence)
+                SpanEvent(event.timestamp, plain_model(event.name, attributes), sequence)
             )
         elif event.name != n.EXCEPTION_EVENT:
-            plain.append(SpanEvent(event.timestamp, plain_event(event.name, attributes)))
+            plain.append(SpanEvent(event.timestamp, plain_model(event.name, attributes)))
     numbered.sort(key=lambda e: e.sequence or 0)
     return (*numbered, *plain)

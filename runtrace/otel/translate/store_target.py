@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ...events import BaseEvent
 from ...runs import RunEventRecord, RunSnapshot
 from ...store import RunStore
 
@@ -16,7 +17,7 @@ the run was created or finished). The processor hangs its sinks and hooks here."
 
 
 class StoreTarget:
-    """A :class:`~runtrace.otel.translate.assembler.RunTarget` over ``store``.
+    """A :class:`~runtrace.otel.translate.RunTarget` over ``store``.
 
     A run finishes cancelled (``mark_cancelled`` with the reason, then ``finish``), failed
     (``finish`` with the error) or completed, by the store's own status rules.
@@ -52,7 +53,7 @@ class StoreTarget:
         if self._on_change is not None:
             self._on_change(snapshot, None)
 
-    def record(self, run_id: str, event: dict[str, Any], at_ms: int) -> None:
+    def record(self, run_id: str, event: dict[str, Any] | BaseEvent, at_ms: int) -> None:
         snapshot, record = self.store.record(run_id, event, at_ms=at_ms)
         if self._on_change is not None:
             self._on_change(snapshot, record)
