@@ -22,6 +22,9 @@ from .parser import build_parser, path
 
 __all__ = ["main"]
 
+_MAX_MESSAGE = 500
+"""Characters of an error line at most."""
+
 _REPEATED = frozenset({"param", "header"})
 """The options given once per value (``action="append"``): lists of strings."""
 
@@ -52,5 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RuntraceError, OSError, ValueError, duckdb.Error) as exc:
         text = str(exc).strip()
         message = text.splitlines()[0] if text else type(exc).__name__
+        if len(message) > _MAX_MESSAGE:  # a huge value echoed back helps nobody
+            message = message[: _MAX_MESSAGE - 1] + "…"
         print(f"runtrace {args.command}: error: {message}", file=sys.stderr)
         return 1

@@ -177,6 +177,10 @@ def query(args: argparse.Namespace, out: TextIO) -> int:
     con = _connect(args.db)
     try:
         table = run_query(con, args.name, params)
+    except OSError as exc:  # a name the file system refuses (too long...): not a query
+        raise CommandError(
+            f"no query named {args.name!r:.80} ({exc.strerror or exc}; see `runtrace queries`)"
+        ) from None
     finally:
         con.close()
     write_table(table, out, args.format)

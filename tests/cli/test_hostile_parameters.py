@@ -236,11 +236,12 @@ def test_runs_filters_match_verbatim_or_name_the_problem(db: Db, session: str, s
 @common
 @given(value=hostile)
 def test_numbers_are_whole_numbers_in_range_or_are_refused(db: Db, value: str) -> None:
+    options = ["--db", db.path, "--format", "json", f"--limit={value}"]
     for argv, option in (
-        (["runs", f"--limit={value}"], "--limit"),
-        (["show", f"--limit={value}", "--", STORED[0]], "--limit"),
+        (["runs", *options], "--limit"),
+        (["show", *options, "--", STORED[0]], "--limit"),  # after `--`: only the run id
     ):
-        result = cli(*argv, "--db", db.path, "--format", "json")
+        result = cli(*argv)
         if re.fullmatch(r"\s*[+-]?[0-9]{1,19}\s*", value) and 0 <= int(value) <= MAX_LIMIT:
             assert result.code == 0, result
         else:
@@ -270,7 +271,8 @@ def test_query_parameters_bind_verbatim_or_are_refused(db: Db, key: str, value: 
                  "-p", f"tool_name={value}")  # fmt: skip
     if not has_surrogate(value):
         assert result.code == 0, result  # no tool_end: nothing failed, whatever the name
-    result = cli("query", "--db", db.path, "list_runs", "-p", f"{key}=1")
+    # `--param=` form: a separate "-x=1" would be read as an option by argparse
+    result = cli("query", "--db", db.path, "list_runs", f"--param={key}=1")
     name, _, given = f"{key}=1".partition("=")  # the first "=" ends the name
     name = name.strip().lstrip("$")
     if has_surrogate(key):
