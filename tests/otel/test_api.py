@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -431,28 +432,45 @@ def test_cancel_loses_to_an_agent_end_that_lands_first_and_says_so() -> None:
     setup.provider.shutdown()
 
 
-class _RacingEvent(threading.Event):
-    """The first is_set() waits until a second caller arrives (or 1 s passes): both callers are
-    then past the check at once, unless the token serialises them."""
+class _RacingLock:
+    """A real lock whose first holder waits (up to 1 s) until a second caller has arrived at
+    it: a check made outside the lock is then passed by both callers at once, unless the token
+    makes it under the lock."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.callers = 0
-        self.second = threading.Event()
+        self._lock = threading.Lock()
+        self.holders = 0
+        self.arrived = threading.Event()
 
-    def is_set(self) -> bool:
-        answer = super().is_set()
-        self.callers += 1
-        if self.callers == 1:
-            self.second.wait(1)  # still answers what it saw before waiting, as a slow check
-        else:
-            self.second.set()
-        return answer
+    def __enter__(self) -> None:
+        if self.holders:
+            self.arrived.set()
+        self._lock.acquire()
+        self.holders += 1
+        if self.holders == 1:
+            self.arrived.wait(1)  # the second caller is at the lock (or past its own check)
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_token_wait_wakes_a_waiting_thread_and_answers_after_the_cancel() -> None:
+    token = CancellationToken("run-1")
+    assert token.wait(0) is False  # not cancelled: the wait times out
+    woken: list[bool] = []
+    waiter = threading.Thread(target=lambda: woken.append(token.wait(5)))
+    waiter.start()
+    while token._event is None and waiter.is_alive():  # until the waiter waits on its event
+        time.sleep(0.001)
+    assert token.cancel("stop") is True
+    waiter.join(5)
+    assert woken == [True]
+    assert token.wait(0) is True and token.cancelled and token.reason == "stop"
 
 
 def test_token_cancel_is_atomic_the_first_caller_wins() -> None:
     token = CancellationToken("run-1")
-    token._event = _RacingEvent()  # type: ignore[misc]
+    token._lock = _RacingLock()  # type: ignore[assignment]
     results: dict[str, bool] = {}
 
     def cancel(reason: str) -> None:
