@@ -2,7 +2,7 @@
 
 Run: python benchmarks/bench_memory.py [--events N] [--threads T] [--retention R]
 
-Each side runs in a fresh process and reports its peak RSS (``resource.getrusage``):
+Each side runs in a fresh process and reports its peak RSS (``VmHWM``, as exec resets it):
 
 - runtrace: ``Runtrace`` on an SDK ``TracerProvider``, ``RunStore(max_finished_runs=R)``
   (retention on) and a ``DuckDBSink`` with its default queue bound; T threads record runs of
@@ -73,6 +73,16 @@ class _NoPandas(importlib.abc.MetaPathFinder):
 
 
 def peak_mb() -> float:
+    """This process's peak RSS. ``VmHWM`` starts afresh at exec; ``ru_maxrss`` does not: a
+    child forked from a large parent (``python -m benchmarks`` after other benchmarks) would
+    report the parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
