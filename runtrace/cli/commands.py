@@ -205,6 +205,11 @@ def export(args: argparse.Namespace, out: TextIO) -> int:
     from ..duckdb import export_parquet
 
     _existing_db(args.db)
+    try:  # a directory the file system refuses is named with its reason, before any reading
+        Path(args.parquet).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        shown = args.parquet if len(args.parquet) <= 80 else args.parquet[:77] + "..."
+        raise CommandError(f"--parquet {shown!r}: {exc.strerror or exc}") from None
     update, close = progress("exporting", unit="row")
     try:
         counts = export_parquet(args.db, args.parquet, progress=update)

@@ -79,12 +79,20 @@ every ~250,000 events cost 0.45 s and ~90 MB of RSS, at this size 0.15 s and ~30
 _WRITE_CATALOG = "rt_file"
 
 
+def check_path(path: str) -> str:
+    """``path``, refused if DuckDB would open another file: it cuts a path at a NUL."""
+    if "\x00" in path:
+        raise DatabaseError(f"the database path {path!r} holds a NUL character")
+    return path
+
+
 def open_rw(path: str) -> duckdb.DuckDBPyConnection:
     """One attempt to open ``path`` for writing; lock conflicts propagate as duckdb errors.
 
     The file is attached (with :data:`ROW_GROUP_SIZE`) and made the default catalog, so
     queries name its tables unqualified.
     """
+    check_path(path)
     con = new_connection()
     try:
         con.execute(f"ATTACH ? AS {_WRITE_CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})", [path])

@@ -19,6 +19,7 @@ it came from (a DuckDB relation would not), and one ``.to_pandas()`` away from a
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -53,17 +54,25 @@ class QueryParam:
     description: str = ""
 
     def convert(self, value: Any) -> Any:
-        """``value`` as the declared type; strings (from a command line) are parsed."""
+        """``value`` as the declared type; strings (from a command line) are parsed.
+
+        Integers are range-checked for their DuckDB type; a ``limit``, a ``*_minutes`` count
+        and a ``*_ms`` epoch time must not be negative (and a time must fit the store's range,
+        up to the year 2262), so DuckDB never fails on a value without naming it.
+        """
         if value is None:
             return None
         kind = self.type.upper()
         try:
-            if kind in {"INTEGER", "BIGINT", "INT", "SMALLINT", "HUGEINT"}:
-                if isinstance(value, bool):
-                    raise ValueError("a boolean is not an integer")
-                return int(value)
+            if kind in _INT_RANGES:
+                return self._integer(value, kind)
             if kind in {"DOUBLE", "FLOAT", "REAL", "DECIMAL"}:
-                return float(value)
+                if isinstance(value, bool):
+                    raise ValueError("a boolean is not a number")
+                number = float(value)
+                if not math.isfinite(number):
+                    raise ValueError("not a finite number")
+                return number
             if kind == "BOOLEAN":
                 if isinstance(value, str):
                     if value.lower() in _TRUE:
@@ -72,11 +81,55 @@ class QueryParam:
                         return False
                     raise ValueError(f"{value!r} is not true or false")
                 return bool(value)
-        except (TypeError, ValueError) as exc:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)
+            if not isinstance(value, str):
+                raise ValueError(f"a {type(value).__name__} is not text")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"it holds a lone surrogate at index {exc.start}, which UTF-8 cannot encode"
+                ) from None
+            return value
+        except (TypeError, ValueError, OverflowError) as exc:
+            shown = repr(value)
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
             raise QueryError(
-                f"parameter ${self.name} must be {kind}, got {value!r} ({exc})"
+                f"parameter ${self.name} must be {kind}, got {shown} ({exc})"
             ) from None
-        return value if isinstance(value, str) else str(value)
+
+    def _integer(self, value: Any, kind: str) -> int:
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not an integer")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError("not a whole number")
+            number = int(value)  # OverflowError for inf, ValueError for NaN
+        elif isinstance(value, (int, str)):
+            number = int(value)
+        else:
+            raise ValueError(f"a {type(value).__name__} is not an integer")
+        low, high = _INT_RANGES[kind]
+        if self.name == "limit" or self.name.endswith(("_minutes", "_ms")):
+            low = 0
+        if self.name.endswith("_ms"):
+            high = min(high, _MAX_MS)
+        if not low <= number < high:
+            raise ValueError(f"out of range [{low}, {high})")
+        return number
+
+
+_INT_RANGES = {
+    "SMALLINT": (-(2**15), 2**15),
+    "INTEGER": (-(2**31), 2**31),
+    "INT": (-(2**31), 2**31),
+    "BIGINT": (-(2**63), 2**63),
+    "HUGEINT": (-(2**127), 2**127),
+}
+_MAX_MS = 2**63 // 1_000_000
+"""Epoch milliseconds the store accepts (an OpenTelemetry timestamp's int64 nanoseconds)."""
 
 
 @dataclass(frozen=True)
@@ -265,11 +318,29 @@ def _execute(con: duckdb.DuckDBPyConnection, query: NamedQuery, bound: dict[str,
         raise QueryError(
             f"query {query.name!r} does not use parameter {', '.join('$' + e for e in extra)}"
         )
+    for name, target in _CAST_RE.findall(query.sql):
+        # A parameter the SQL casts (``CAST($bucket AS INTERVAL)``) is cast alone first, so a
+        # bad value is refused naming it; ``target`` is a bare type name from the query file.
+        if bound.get(name) is not None:
+            try:
+                con.execute(f"SELECT CAST($v AS {target})", {"v": bound[name]}).fetchall()
+            except duckdb.Error as exc:
+                raise QueryError(
+                    f"parameter ${name} must be {target.upper()}: {_one_line(exc)}"
+                ) from None
     try:
         relation = con.sql(query.sql, params=bound or None)
         if relation is None:
             raise QueryError(f"query {query.name!r} returns no rows (is it a SELECT?)")
         return relation.to_arrow_table()
     except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise QueryError(f"query {query.name!r} failed: {first_line}") from exc
+        raise QueryError(f"query {query.name!r} failed: {_one_line(exc)}") from exc
+
+
+_CAST_RE = re.compile(r"CAST\(\s*\$([A-Za-z_]\w*)\s+AS\s+([A-Za-z]+)\s*\)", re.IGNORECASE)
+
+
+def _one_line(exc: duckdb.Error) -> str:
+    """DuckDB's message without the SQL context it appends (``LINE 1: ...``), in one line."""
+    text = str(exc).strip().split("\nLINE ")[0]
+    return " ".join(text.split()) or type(exc).__name__

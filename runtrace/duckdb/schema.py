@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import DatabaseError, SchemaVersionError
-from .database import transaction
+from .database import check_path, transaction
 
 SCHEMA_VERSION: Final = 1
 """Version this runtrace writes. Files with a larger one are refused; smaller ones migrated."""
@@ -255,6 +255,7 @@ ATTACHED: Final = "db"
 
 def attach_read_only(con: duckdb.DuckDBPyConnection, path: str) -> None:
     """Attach the file at ``path`` read-only to ``con`` as :data:`ATTACHED`."""
+    check_path(path)
     con.execute(f"ATTACH ? AS {ATTACHED} (READ_ONLY)", [path])
 
 

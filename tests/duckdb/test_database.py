@@ -85,3 +85,17 @@ def test_runtraces_own_connections_print_no_progress_bar(
     con.close()
     printed = capfd.readouterr().out
     assert (printed == "") is quiet
+
+
+def test_a_database_path_with_a_nul_is_refused_not_cut_short(tmp_path: Path) -> None:
+    from runtrace import DuckDBSink
+    from runtrace.duckdb import write_records
+    from runtrace.errors import DatabaseError
+
+    cut = tmp_path / "runs"  # what DuckDB would open instead: the path up to the NUL
+    hostile = f"{cut}\x00.duckdb"
+    with pytest.raises(DatabaseError, match="NUL"):
+        DuckDBSink(hostile)
+    with pytest.raises(DatabaseError, match="NUL"):
+        write_records(hostile, [])
+    assert not cut.exists()
