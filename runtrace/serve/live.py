@@ -256,7 +256,7 @@ class ReceivedRuns(SpanProcessor):
         record = self.processor.record_live
         while opened.next in waiting:
             event = waiting.pop(opened.next)
-            record(opened.live, event.event, on_span=False, at_ns=event.at_ns)
+            record(opened.live, event.model, on_span=False, at_ns=event.at_ns)
             opened.next += 1
 
     def _end_announced(self, opened: _Open, span: ReadableSpan) -> None:
@@ -273,7 +273,7 @@ class ReceivedRuns(SpanProcessor):
         for sequence in sorted(opened.waiting):  # never came: go on after the gap
             event = opened.waiting.pop(sequence)
             gap += sequence - opened.next
-            processor.record_live(live, event.event, on_span=False, at_ns=event.at_ns)
+            processor.record_live(live, event.model, on_span=False, at_ns=event.at_ns)
             opened.next = sequence + 1
         last = max((e.sequence or 0 for e in numbered), default=-1)
         beyond = [  # announced, yet not numbered on the span: picked up from plain span events
