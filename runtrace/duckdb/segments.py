@@ -239,7 +239,8 @@ def compacting_transaction(
 
     Waits up to ``lock_timeout`` for the write lock (:class:`~runtrace.errors.DatabaseLocked`
     past that) and creates or migrates the schema first. The compacted segment files are
-    deleted once the transaction has committed; on an error nothing changes.
+    deleted once the transaction has committed, before the lock is let go; on an error nothing
+    changes.
     """
     con = retry_locked(lambda: open_rw(path), path, lock_timeout)
     try:
@@ -247,9 +248,11 @@ def compacting_transaction(
         with transaction(con):
             files = compact_segments(con, path)
             yield con, files
+        # Deleted while the write lock is held: a reader that attached in between would list
+        # them (its views skip them by name, but still open them) and fail on a missing file.
+        delete_files(files)
     finally:
         con.close()
-    delete_files(files)
 
 
 def compact(path: str | os.PathLike[str], *, lock_timeout: float = 0.0) -> int:

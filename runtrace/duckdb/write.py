@@ -175,8 +175,10 @@ class Transaction:
                 con.execute("ROLLBACK")
             con.close()
             raise
-        con.close()
-        delete_files(self._compacted)
+        try:  # while the write lock is held: a reader attached now would list them, then fail
+            delete_files(self._compacted)
+        finally:
+            con.close()
 
     def rollback(self) -> None:
         self._pending = []
