@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import duckdb
 import pytest
 from duckdb_helpers import minidb
+from hypothesis import settings
 from otlp_receiver import Receiver
 
 from runtrace import connect
 from runtrace.demo import DemoResult, run_demo
+
+# CI runs the property tests on a fixed set of examples (.ci/run sets HYPOTHESIS_PROFILE=ci), so a
+# submission's result does not depend on the draw; local runs keep exploring new examples.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 @pytest.fixture
