@@ -43,6 +43,7 @@ from .events import (
 )
 
 __all__ = [
+    "MAX_MS",
     "TERMINAL_STATUSES",
     "RunEventRecord",
     "RunRecord",
@@ -80,6 +81,11 @@ class RunStatus(str, Enum):
 
 
 TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+MAX_MS = 2**63 // 1_000_000
+"""Epoch milliseconds runtrace keeps are in ``[0, MAX_MS)`` (up to the year 2262): the time then
+also fits an OpenTelemetry timestamp, int64 nanoseconds."""
 
 
 def now_ms() -> int:

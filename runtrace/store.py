@@ -16,11 +16,9 @@ from typing import Any
 from . import runs
 from .errors import RunNotFound
 from .events import BaseEvent, parse_event
-from .runs import RunEventRecord, RunRecord, RunSnapshot, RunStatus, now_ms
+from .runs import MAX_MS, RunEventRecord, RunRecord, RunSnapshot, RunStatus, now_ms
 
 __all__ = ["RunStore"]
-
-_MAX_MS = 2**63 // 1_000_000  # so the time also fits an OpenTelemetry timestamp (int64 ns)
 
 
 class _Events:
@@ -35,7 +33,7 @@ class _Events:
         self.given = list(given)
         self.offset = len(self.given)  # the sequence of the first event recorded here
         self.models: list[BaseEvent] = []
-        self.times = array("q")  # epoch ms, each below _MAX_MS
+        self.times = array("q")  # epoch ms, each below MAX_MS
 
     def __len__(self) -> int:
         return self.offset + len(self.models)
@@ -231,13 +229,13 @@ class RunStore:
         model = parse_event(event)
         if at_ms is None:
             at = now_ms()
-        elif type(at_ms) is int and 0 <= at_ms < _MAX_MS:
+        elif type(at_ms) is int and 0 <= at_ms < MAX_MS:
             at = at_ms
-        elif isinstance(at_ms, int) and 0 <= at_ms < _MAX_MS:
+        elif isinstance(at_ms, int) and 0 <= at_ms < MAX_MS:
             at = int(at_ms)
         else:
             raise ValueError(
-                f"at_ms must be an int of epoch milliseconds in [0, {_MAX_MS}) "
+                f"at_ms must be an int of epoch milliseconds in [0, {MAX_MS}) "
                 f"(up to the year 2262), not {at_ms!r}"
             )
         counts_only = runs.counts_only(type(model))

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import duckdb
 
 from ..errors import ForwardError, JsonlImportError, RuntraceError
+from ..runs import MAX_MS
 from .output import cell, json_value, progress, write_table
 
 __all__ = ["CommandError", "default_db"]
@@ -58,8 +59,6 @@ def _parse_params(pairs: Sequence[str], option: str = "-p") -> dict[str, str]:
     return params
 
 
-_MAX_MS = 2**63 // 1_000_000
-"""Epoch ms that fit int64 nanoseconds (up to 2262), as stored times do."""
 _AGE = re.compile(r"([0-9]{1,12})([smhd])")
 _UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -81,7 +80,7 @@ def _parse_since(text: str) -> int:
             since = int(when.timestamp() * 1000)
         except (ValueError, OverflowError):
             raise CommandError(bad) from None
-    if not 0 <= since < _MAX_MS:
+    if not 0 <= since < MAX_MS:
         raise CommandError(f"{bad} (from 1970 to 2262)")
     return since
 

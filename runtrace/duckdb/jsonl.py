@@ -22,14 +22,11 @@ from pydantic import ValidationError
 from .. import runs
 from ..errors import JsonlImportError
 from ..events import parse_event
-from ..runs import RunEventRecord, RunRecord, RunSnapshot
+from ..runs import MAX_MS, RunEventRecord, RunRecord, RunSnapshot
 from .read import reading
 from .write import write_records
 
 _FIELDS = {"run_id": str, "session_id": str, "timestamp_ms": int}
-_MAX_MS = 2**63 // 1_000_000
-"""Timestamps are epoch ms in ``[0, _MAX_MS)``: the time then also fits an OpenTelemetry
-timestamp (int64 ns) and, as ms, a BIGINT column (the core's rule for recorded events)."""
 
 
 @dataclass(frozen=True)
@@ -125,9 +122,9 @@ def _read(
                 raise JsonlImportError(
                     f"field {name!r} must be a {kind.__name__}, got {value!r:.80}", line=number
                 )
-        if not 0 <= obj["timestamp_ms"] < _MAX_MS:
+        if not 0 <= obj["timestamp_ms"] < MAX_MS:
             raise JsonlImportError(
-                f"field 'timestamp_ms' must be epoch milliseconds in [0, {_MAX_MS}) "
+                f"field 'timestamp_ms' must be epoch milliseconds in [0, {MAX_MS}) "
                 f"(up to the year 2262), got {obj['timestamp_ms']!r:.80}",
                 line=number,
             )

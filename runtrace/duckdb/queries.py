@@ -32,6 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import QueryError
+from ..runs import MAX_MS
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PARAM_RE = re.compile(
@@ -115,7 +116,7 @@ class QueryParam:
         if self.name == "limit" or self.name.endswith(("_minutes", "_ms")):
             low = 0
         if self.name.endswith("_ms"):
-            high = min(high, _MAX_MS)
+            high = min(high, MAX_MS)
         if not low <= number < high:
             raise ValueError(f"out of range [{low}, {high})")
         return number
@@ -128,8 +129,6 @@ _INT_RANGES = {
     "BIGINT": (-(2**63), 2**63),
     "HUGEINT": (-(2**127), 2**127),
 }
-_MAX_MS = 2**63 // 1_000_000
-"""Epoch milliseconds the store accepts (an OpenTelemetry timestamp's int64 nanoseconds)."""
 
 
 @dataclass(frozen=True)
