@@ -139,7 +139,8 @@ class DuckDBSink:
 
     def add_persisted_listener(self, listener: Callable[[list[str]], None]) -> None:
         """Call ``listener(run_ids)`` once the final snapshot of those ended runs is stored
-        (committed to the file, or in a segment file), from the writer's thread.
+        (committed to the file, in a segment file or set aside in ``<file>.failed/``; or
+        written whole by :meth:`write_records`), from the thread that stored it.
 
         For a store's retention: a finished run may leave memory once it is persisted, never
         before (a batch that failed is still only in this sink). A listener that raises is
@@ -163,6 +164,7 @@ class DuckDBSink:
             write_batch_now(self.path, batch, self.lock_timeout)
             self._writer.counters.events_written += batch.event_rows
             self._writer.counters.run_rows_written += batch.run_rows
+        self._writer.tell_persisted([batch])
         return batch.event_rows
 
     @property

@@ -215,6 +215,7 @@ def records_batch(records: Iterable[RunRecord], *, owner: Owner | None) -> Batch
         events_table(run_ids, events) if events else None,
         pa.concat_tables(tables) if tables else None,
         replaces=[s.id for s in snapshots],
+        ended=[s.id for s in ended] or None,
     )
 
 

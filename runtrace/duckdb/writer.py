@@ -159,7 +159,7 @@ class DuckDBWriter:
                 "runtrace: %s is written again (it failed with: %s)", self.path, self.failing
             )
             self.failing = None
-        self._persisted(done)
+        self.tell_persisted(done)
         return True
 
     def spill(self, items: list[Entry]) -> None:
@@ -193,7 +193,7 @@ class DuckDBWriter:
             self.spills += 1
             self.counters.events_spilled += batch.event_rows
             self.counters.run_rows_spilled += batch.run_rows
-        self._persisted([batch])
+        self.tell_persisted([batch])
 
     def close(self, deadline: float) -> None:
         """Retry what failed (up to ``lock_timeout``, within ``deadline``), set the rest aside,
@@ -233,7 +233,7 @@ class DuckDBWriter:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _persisted(self, batches: list[Batch]) -> None:
+    def tell_persisted(self, batches: list[Batch]) -> None:
         """Tell the listeners which ended runs now have their final snapshot stored."""
         if not self.persisted_listeners:
             return
@@ -347,7 +347,7 @@ class DuckDBWriter:
                     continue
                 self.counters.events_lost += b.event_rows
                 _log.exception("runtrace: %d events lost for %s", b.event_rows, self.path)
-        self._persisted(rescued)
+        self.tell_persisted(rescued)
         return kept
 
 

@@ -173,12 +173,9 @@ class _Continued:
         self._sink = sink
         self._waiting: dict[str, list[RunEventRecord]] = {run_id: [] for run_id in resume}
         self._faults = faults
-        self._listeners: list[Callable[[list[str]], None]] = []
 
     def add_persisted_listener(self, listener: Callable[[list[str]], None]) -> None:
-        """The sink's listener, also told of the continued runs written whole here."""
         self._sink.add_persisted_listener(listener)
-        self._listeners.append(listener)
 
     def on_run(self, snapshot: RunSnapshot) -> None:
         if snapshot.id not in self._waiting:
@@ -187,8 +184,6 @@ class _Continued:
             events = self._waiting.pop(snapshot.id)
             with self._faults.guard("writing a run continued from a previous server"):
                 self._sink.write_records([self._whole(snapshot, events)])
-                for listener in self._listeners:
-                    listener([snapshot.id])
 
     def on_event(self, snapshot: RunSnapshot, record: RunEventRecord) -> None:
         waiting = self._waiting.get(snapshot.id)

@@ -350,3 +350,19 @@ def test_a_forked_child_of_an_unowned_sink_writes_no_owner_either(db: Path) -> N
 def test_an_owner_that_is_not_a_bool_is_refused_naming_it(db: Path) -> None:
     with pytest.raises(TypeError, match="owner"):
         DuckDBSink(db, owner=("host", 1))  # type: ignore[arg-type]
+
+
+def test_runs_written_whole_are_reported_persisted_once_ended(db: Path) -> None:
+    store = RunStore()
+    ended, still_open = store.create_run("s1").id, store.create_run("s2").id
+    for run_id in (ended, still_open):
+        for event in EVENTS[:2]:
+            store.record(run_id, event)
+    store.finish(ended)
+    sink = DuckDBSink(db, flush_interval=60)
+    heard: list[list[str]] = []
+    sink.add_persisted_listener(heard.append)
+    sink.write_records(store.records())
+    sink.shutdown()
+    assert heard == [[ended]]  # the open one is not final yet
+    assert sorted(r for (r,) in query(db, "SELECT run_id FROM runs")) == sorted([ended, still_open])
