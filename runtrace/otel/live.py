@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from ..hooks import CancellationToken
 from ..runs import RunSnapshot
 from . import semconv as sc
+from .sdk_span import clean_event_limit
 
 __all__ = ["ChildKey", "LiveRun", "LiveRuns"]
 
@@ -92,6 +93,7 @@ class LiveRun:
         "context",
         "drops_reported",
         "error_type",
+        "event_limit",
         "final",
         "lock",
         "owned",
@@ -113,6 +115,8 @@ class LiveRun:
         self.owned = owned  # started through Runtrace, which ends it
         self.claimed = not owned  # known to the translator (a framework's span: from its start)
         self.recorded = span.is_recording()  # False when the sampler dropped the span
+        # How many attributes a span event may have to skip the SDK's second cleaning.
+        self.event_limit = clean_event_limit(span) if self.recorded else 0
         self.token = CancellationToken(run_id)
         self.settled = False  # final status and attributes are on the span; no more span events
         self.error_type: str | None = None

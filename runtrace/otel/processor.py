@@ -37,6 +37,7 @@ from .foreign import ForeignRuns
 from .live import LiveRun, LiveRuns
 from .pickup import pickup
 from .run_span import is_own_span, is_run_span, run_end_attributes, run_status
+from .sdk_span import add_clean_event
 from .settings import SpanSettings
 from .span_events import event_attributes
 from .translate import mapping, read_span
@@ -264,8 +265,12 @@ class RunSpanProcessor(SpanProcessor):
         if on_span and not live.settled and live.recorded:
             event_type = model.type
             try:
-                live.span.add_event(
-                    event_type, event_attributes(model, self.settings, sequence=sequence), ns
+                add_clean_event(
+                    live.span,  # type: ignore[arg-type]
+                    event_type,
+                    event_attributes(model, self.settings, sequence=sequence),
+                    ns,
+                    live.event_limit,
                 )
                 live.span_added.append(None)
                 if event_type in CHILD_EVENT_TYPES:
