@@ -27,13 +27,17 @@ class _Events:
     one object per stored event for the garbage collector to walk, not three (the record and its
     ``__dict__`` too), in a store that keeps every event alive."""
 
-    __slots__ = ("given", "models", "offset", "times")
+    __slots__ = ("given", "latest", "models", "offset", "pending", "times")
 
     def __init__(self, given: Iterable[RunEventRecord] = ()) -> None:
         self.given = list(given)
         self.offset = len(self.given)  # the sequence of the first event recorded here
         self.models: list[BaseEvent] = []
         self.times = array("q")  # epoch ms, each below MAX_MS
+        # Events that follow no status rule, not counted in the run's snapshot yet, and the
+        # latest of their times: the snapshot is brought up to date when it is read.
+        self.pending = 0
+        self.latest = 0
 
     def __len__(self) -> int:
         return self.offset + len(self.models)
@@ -218,14 +222,20 @@ class RunStore:
         The event is validated before anything changes, so a malformed one (which raises
         ``pydantic.ValidationError``) leaves the run untouched.
         """
-        snapshot, sequence, at, model = self._append(run_id, event, at_ms)
+        sequence, at, model = self.append(run_id, event, at_ms)
+        snapshot = self.snapshot(run_id)
+        if snapshot is None:  # evicted or replaced in between
+            raise RunNotFound(run_id)
         return snapshot, runs.event_record(sequence, at, model)
 
-    def _append(
+    def append(
         self, run_id: str, event: BaseEvent | dict[str, Any] | str | bytes, at_ms: int | None
-    ) -> tuple[RunSnapshot, int, int, BaseEvent]:
-        """:meth:`record` without making the record: (snapshot, sequence, time, model). For
-        the processor's hot path, which makes the record only when a sink or hook takes it."""
+    ) -> tuple[int, int, BaseEvent]:
+        """:meth:`record` without making the record or the snapshot: (sequence, time, model).
+
+        For the processor's hot path, which makes them only when a sink or hook takes them:
+        most events (deltas, tool calls) only move the run's event count and time, and are
+        folded into its snapshot when it is next read."""
         model = parse_event(event)
         if at_ms is None:
             at = now_ms()
@@ -252,16 +262,34 @@ class RunStore:
                 # A straggler on a finished run: its newest state is not persisted yet.
                 self._evictable.pop(run_id, None)
                 self._unpersisted[run_id] = 0
-            if counts_only:  # most events: only the count and the time move
-                values = snapshot.__dict__.copy()
-                values["event_count"] += 1
-                if at > values["updated_at_ms"]:
-                    values["updated_at_ms"] = at
-                snapshot = runs.trusted_snapshot(values)
+            if counts_only:  # most events: only the count and the time move, counted later
+                stored.pending += 1
+                if at > stored.latest:
+                    stored.latest = at
             else:
-                snapshot = runs.apply_event(snapshot, model, at_ms=at)
-            self._runs[run_id] = snapshot
-        return snapshot, sequence, at, model
+                if stored.pending:
+                    snapshot = self._fold(snapshot, stored)
+                self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
+        return sequence, at, model
+
+    def _fold(self, snapshot: RunSnapshot, stored: _Events) -> RunSnapshot:
+        """Under the lock: the run's snapshot with its pending events counted (stored)."""
+        values = snapshot.__dict__.copy()
+        values["event_count"] += stored.pending
+        if stored.latest > values["updated_at_ms"]:
+            values["updated_at_ms"] = stored.latest
+        stored.pending = 0
+        snapshot = self._runs[snapshot.id] = runs.trusted_snapshot(values)
+        return snapshot
+
+    def _current(self, run_id: str) -> RunSnapshot | None:
+        """Under the lock: the run's up-to-date snapshot, or None."""
+        snapshot = self._runs.get(run_id)
+        if snapshot is not None:
+            stored = self._events[run_id]
+            if stored.pending:
+                return self._fold(snapshot, stored)
+        return snapshot
 
     def mark_failed(self, run_id: str, error: str, *, at_ms: int | None = None) -> RunSnapshot:
         """Mark the run failed with ``error``, unless it was cancelled."""
@@ -282,7 +310,7 @@ class RunStore:
         With retention on, this is where the oldest finished (and persisted) runs are evicted.
         """
         with self._lock:
-            snapshot = self._runs.get(run_id)
+            snapshot = self._current(run_id)
             if snapshot is None:
                 raise RunNotFound(run_id)
             snapshot = self._runs[run_id] = runs.finish(snapshot, error=error, at_ms=at_ms)
@@ -296,10 +324,14 @@ class RunStore:
 
     def snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's current snapshot, or None if the store does not know it."""
+        stored = self._events.get(run_id)
+        if stored is not None and stored.pending:
+            with self._lock:
+                return self._current(run_id)
         return self._runs.get(run_id)
 
     def status(self, run_id: str) -> RunStatus | None:
-        snapshot = self._runs.get(run_id)
+        snapshot = self._runs.get(run_id)  # pending events never change a status
         return None if snapshot is None else snapshot.status
 
     def events(self, run_id: str) -> list[RunEventRecord]:
@@ -314,14 +346,17 @@ class RunStore:
     def list(self) -> list[RunSnapshot]:
         """All snapshots, oldest first."""
         with self._lock:
-            snapshots = list(self._runs.values())
+            snapshots = [self._current(run_id) or s for run_id, s in self._runs.items()]
         snapshots.sort(key=lambda s: s.created_at_ms)
         return snapshots
 
     def records(self) -> builtins.list[RunRecord]:
         """Every run with its events, oldest first, consistent with one another."""
         with self._lock:
-            pairs = [(s, self._events[s.id].copy()) for s in self._runs.values()]
+            pairs = [
+                (self._current(run_id) or s, self._events[run_id].copy())
+                for run_id, s in list(self._runs.items())
+            ]
         pairs.sort(key=lambda pair: pair[0].created_at_ms)
         return [RunRecord.model_construct(snapshot=s, events=_records(*e)) for s, e in pairs]
 
@@ -371,7 +406,7 @@ class RunStore:
 
     def _update(self, run_id: str, change: Callable[[RunSnapshot], RunSnapshot]) -> RunSnapshot:
         with self._lock:
-            snapshot = self._runs.get(run_id)
+            snapshot = self._current(run_id)
             if snapshot is None:
                 raise RunNotFound(run_id)
             snapshot = self._runs[run_id] = change(snapshot)

@@ -251,3 +251,39 @@ def test_an_event_with_a_lone_surrogate_is_refused_and_changes_nothing() -> None
     with pytest.raises(ValidationError, match="text holds a lone surrogate"):
         store.record(run.id, {"type": "text_delta", "text": "\udcff x"})
     assert store.events(run.id) == [] and store.snapshot(run.id) == run
+
+
+def test_events_that_only_count_are_in_every_snapshot_read_after_them() -> None:
+    store = RunStore()
+    run = store.create_run("s", "p", created_at_ms=1_000)
+    store.append(run.id, {"type": "text_delta", "text": "a"}, 5_000)
+    store.append(run.id, {"type": "text_delta", "text": "b"}, 3_000)  # an older time
+    for read in (
+        lambda: store.snapshot(run.id),
+        lambda: store.list()[0],
+        lambda: store.records()[0].snapshot,
+    ):
+        snapshot = read()
+        assert snapshot is not None
+        assert (snapshot.event_count, snapshot.updated_at_ms) == (2, 5_000)
+    assert store.status(run.id) is RunStatus.CREATED
+
+
+def test_a_status_event_after_counted_events_applies_to_the_counted_snapshot() -> None:
+    store = RunStore()
+    run = store.create_run("s", "p", created_at_ms=1_000)
+    store.append(run.id, {"type": "agent_start", "prompt": "p"}, 2_000)
+    store.append(run.id, {"type": "tool_start", "id": "c", "name": "bash"}, 9_000)
+    store.append(run.id, {"type": "agent_end", "text": "done"}, 4_000)
+    snapshot = store.finish(run.id, at_ms=10_000)
+    assert snapshot.status is RunStatus.COMPLETED
+    assert snapshot.event_count == 3
+    assert snapshot.updated_at_ms == 10_000
+    cancelled = store.create_run("s", "p", created_at_ms=1_000)
+    store.append(cancelled.id, {"type": "text_delta", "text": "a"}, 3_000)
+    after = store.mark_cancelled(cancelled.id, reason="stop", at_ms=4_000)
+    assert (after.status, after.event_count, after.updated_at_ms) == (
+        RunStatus.CANCELLED,
+        1,
+        4_000,
+    )

@@ -77,12 +77,13 @@ class RunHandle:
     def __repr__(self) -> str:
         return f"RunHandle(id={self.id!r}, session_id={self.session_id!r})"
 
-    def record(self, event: EventInput, *, at_ns: int | None = None) -> RunSnapshot:
-        """Validate ``event`` (a dict, JSON text or event model), add it to the run, return the
-        snapshot right after it. Raises ``pydantic.ValidationError`` for a malformed core event,
-        leaving the run untouched. ``at_ns`` (epoch nanoseconds, now by default) is for events
-        replayed from an agent's own log."""
-        return self._processor.record_live(self._live, event, at_ns=at_ns)
+    def record(self, event: EventInput, *, at_ns: int | None = None) -> None:
+        """Validate ``event`` (a dict, JSON text or event model) and add it to the run. Raises
+        ``pydantic.ValidationError`` for a malformed core event, leaving the run untouched.
+        ``at_ns`` (epoch nanoseconds, now by default) is for events replayed from an agent's own
+        log. The run's state after it is :meth:`snapshot`, made when asked for: recording is
+        the hot path, and most events only move a count."""
+        self._processor.record_live(self._live, event, at_ns=at_ns)
 
     def snapshot(self) -> RunSnapshot:
         """The run's current snapshot; once the store evicted the finished run
@@ -344,7 +345,7 @@ def current_run() -> RunHandle | None:
     return RunHandle(*found)
 
 
-def record_event(event: EventInput) -> RunSnapshot:
+def record_event(event: EventInput) -> None:
     """Record ``event`` on the current run (see :func:`current_run`).
 
     Raises :class:`~runtrace.errors.NoActiveRun` when there is none.
@@ -355,4 +356,4 @@ def record_event(event: EventInput) -> RunSnapshot:
             "no run is active in this context: record inside `with rt.start_run(...)`"
             " or while an invoke_agent span is current"
         )
-    return handle.record(event)
+    handle.record(event)

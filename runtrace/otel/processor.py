@@ -242,7 +242,7 @@ class RunSpanProcessor(SpanProcessor):
         """The session's current run: the last one started whose span is still open."""
         return self._runs.current(session_id)
 
-    def record(self, run_id: str, event: EventInput) -> RunSnapshot:
+    def record(self, run_id: str, event: EventInput) -> None:
         """Record ``event`` on run ``run_id``: store, span event, child spans, sinks, hooks.
 
         A run whose span already ended still gets the event in the store and the sinks.
@@ -251,17 +251,18 @@ class RunSpanProcessor(SpanProcessor):
         if live is None:
             snapshot, record = self.store.record(run_id, event)
             self._after_record(snapshot, record)
-            return snapshot
-        return self.record_live(live, event)
+            return
+        self.record_live(live, event)
 
     def record_live(
         self, live: LiveRun, event: EventInput, *, on_span: bool = True, at_ns: int | None = None
-    ) -> RunSnapshot:
+    ) -> None:
         """The hot path of :meth:`record`, for callers that hold the live run; ``at_ns`` is
         the event's time (epoch ns, now by default)."""
         ns = _time_ns() if at_ns is None else at_ns
-        # The record itself is made only for sinks and hooks: the span needs its number only.
-        snapshot, sequence, at_ms, model = self.store._append(live.run_id, event, ns // _NS_PER_MS)
+        # The record and the snapshot are made only for sinks and hooks: the span needs the
+        # event's number only.
+        sequence, at_ms, model = self.store.append(live.run_id, event, ns // _NS_PER_MS)
         if on_span and not live.settled and live.recorded:
             event_type = model.type
             try:
@@ -280,8 +281,9 @@ class RunSpanProcessor(SpanProcessor):
             except Exception:
                 self.faults.report("adding a span event")
         if self._after_event:
-            self._after_record(snapshot, event_record(sequence, at_ms, model))
-        return snapshot
+            snapshot = self.store.snapshot(live.run_id)
+            if snapshot is not None:  # None: evicted or replaced in between
+                self._after_record(snapshot, event_record(sequence, at_ms, model))
 
     def _record_picked(self, live: LiveRun, event: BaseEvent, at_ns: int | None) -> None:
         self.record_live(live, event, on_span=False, at_ns=at_ns)
