@@ -471,6 +471,12 @@ _VALIDATE: dict[str, Callable[[Any], BaseEvent]] = {
 _VALIDATE_GENERIC: Callable[[Any], BaseEvent] = GenericEvent.__pydantic_validator__.validate_python
 
 _FIELDS_SETS: dict[tuple[Any, ...], set[str]] = {}  # (type, *keys) -> the set they all share
+# type -> (how many, the set) of ``type`` and the required fields: most events hold just those.
+_MINIMAL: dict[str, tuple[int, set[str]]] = {
+    name: (len(fields), fields)
+    for name, cls in _CLASS_BY_TYPE.items()
+    for fields in [{"type", *(f for f, info in cls.model_fields.items() if info.is_required())}]
+}
 _MAX_SHAPES = 4096
 # BaseModel's slot set through its descriptor: about half the cost of object.__setattr__.
 _SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
@@ -490,6 +496,11 @@ def parse_event(obj: BaseEvent | dict[str, Any] | str | bytes | bytearray) -> Ba
         # Events with the same fields share one fields-set (frozen models never change it;
         # pydantic copies it before a model_copy changes it): one object less per stored
         # event for the garbage collector to walk, the largest share of what a run keeps.
+        minimal = _MINIMAL.get(event_type)  # type: ignore[arg-type]
+        if minimal is not None and len(obj) == minimal[0]:
+            # Valid, so it holds every required field: these fields exactly, in any order.
+            _SET_FIELDS_SET(model, minimal[1])
+            return model
         key = (event_type, *obj)
         shared = _FIELDS_SETS.get(key)
         if shared is not None:
