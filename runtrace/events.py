@@ -478,6 +478,33 @@ _MINIMAL: dict[str, tuple[int, set[str]]] = {
     for fields in [{"type", *(f for f, info in cls.model_fields.items() if info.is_required())}]
 }
 _MAX_SHAPES = 4096
+_MODEL_SETS: dict[tuple[type, frozenset[str]], set[str]] = {}  # for models given as models
+_SHARED: dict[int, set[str]] = {id(fields): fields for _, fields in _MINIMAL.values()}
+"""Every fields-set shared by events, by id (the entry keeps it alive, so no id is reused)."""
+
+
+def shared_fields_set(model: BaseEvent) -> bool:
+    """Whether ``model``'s fields-set is one that many events share (the store keeps such
+    events compactly, see :mod:`runtrace.eventlog`)."""
+    fields_set = model.__pydantic_fields_set__
+    return _SHARED.get(id(fields_set)) is fields_set
+
+
+def _share(model: BaseEvent) -> None:
+    """Give a model built by hand the fields-set its shape shares (an equal set)."""
+    fields_set = model.__pydantic_fields_set__
+    if _SHARED.get(id(fields_set)) is fields_set:
+        return
+    key = (type(model), frozenset(fields_set))
+    shared = _MODEL_SETS.get(key)
+    if shared is None:
+        if len(_MODEL_SETS) >= _MAX_SHAPES:
+            return
+        shared = _MODEL_SETS[key] = set(fields_set)
+        _SHARED[id(shared)] = shared
+    _SET_FIELDS_SET(model, shared)
+
+
 # BaseModel's slot set through its descriptor: about half the cost of object.__setattr__.
 _SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 
@@ -506,9 +533,11 @@ def parse_event(obj: BaseEvent | dict[str, Any] | str | bytes | bytearray) -> Ba
         if shared is not None:
             _SET_FIELDS_SET(model, shared)
         elif len(_FIELDS_SETS) < _MAX_SHAPES:
-            _FIELDS_SETS[key] = model.__pydantic_fields_set__
+            shared = _FIELDS_SETS[key] = model.__pydantic_fields_set__
+            _SHARED[id(shared)] = shared
         return model
     if isinstance(obj, BaseEvent):
+        _share(obj)
         return obj
     if isinstance(obj, (str, bytes, bytearray)):
         return _EVENT_ADAPTER.validate_json(obj)

@@ -9,49 +9,16 @@ from __future__ import annotations
 
 import builtins
 import threading
-from array import array
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import runs
 from .errors import RunNotFound
+from .eventlog import EventLog
 from .events import BaseEvent, parse_event
 from .runs import MAX_MS, RunEventRecord, RunRecord, RunSnapshot, RunStatus, now_ms
 
 __all__ = ["RunStore"]
-
-
-class _Events:
-    """One run's events: the records it was given (:meth:`RunStore.replace_records`), then the
-    events recorded since, kept as their models and times. Records of those are made when read:
-    one object per stored event for the garbage collector to walk, not three (the record and its
-    ``__dict__`` too), in a store that keeps every event alive."""
-
-    __slots__ = ("given", "latest", "models", "offset", "pending", "times")
-
-    def __init__(self, given: Iterable[RunEventRecord] = ()) -> None:
-        self.given = list(given)
-        self.offset = len(self.given)  # the sequence of the first event recorded here
-        self.models: list[BaseEvent] = []
-        self.times = array("q")  # epoch ms, each below MAX_MS
-        # Events that follow no status rule, not counted in the run's snapshot yet, and the
-        # latest of their times: the snapshot is brought up to date when it is read.
-        self.pending = 0
-        self.latest = 0
-
-    def __len__(self) -> int:
-        return self.offset + len(self.models)
-
-    def copy(self) -> tuple[list[RunEventRecord], int, list[BaseEvent], array[int]]:
-        """What :func:`_records` needs, taken under the store's lock."""
-        return self.given, self.offset, self.models[:], self.times[:]
-
-
-def _records(
-    given: list[RunEventRecord], offset: int, models: list[BaseEvent], times: array[int]
-) -> list[RunEventRecord]:
-    made = map(runs.event_record, range(offset, offset + len(models)), times, models)
-    return [*given, *made] if given else list(made)
 
 
 class RunStore:
@@ -92,7 +59,7 @@ class RunStore:
             )
         self._lock = threading.Lock()
         self._runs: dict[str, RunSnapshot] = {}
-        self._events: dict[str, _Events] = {}
+        self._events: dict[str, EventLog] = {}
         self._max_finished = max_finished_runs
         self._max_age_ms = None if max_finished_age_s is None else max_finished_age_s * 1000
         self._retains = max_finished_runs is not None or max_finished_age_s is not None
@@ -183,7 +150,7 @@ class RunStore:
             if snapshot.id in self._runs:
                 raise ValueError(f"a run with id {snapshot.id!r} already exists")
             self._runs[snapshot.id] = snapshot
-            self._events[snapshot.id] = _Events()
+            self._events[snapshot.id] = EventLog()
         return snapshot
 
     @staticmethod
@@ -254,10 +221,7 @@ class RunStore:
             if snapshot is None:
                 raise RunNotFound(run_id)
             stored = self._events[run_id]
-            models = stored.models
-            sequence = stored.offset + len(models)
-            models.append(model)
-            stored.times.append(at)
+            sequence = stored.append(model, at)
             if self._persisters and snapshot.ended_at_ms is not None:
                 # A straggler on a finished run: its newest state is not persisted yet.
                 self._evictable.pop(run_id, None)
@@ -272,7 +236,7 @@ class RunStore:
                 self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
         return sequence, at, model
 
-    def _fold(self, snapshot: RunSnapshot, stored: _Events) -> RunSnapshot:
+    def _fold(self, snapshot: RunSnapshot, stored: EventLog) -> RunSnapshot:
         """Under the lock: the run's snapshot with its pending events counted (stored)."""
         values = snapshot.__dict__.copy()
         values["event_count"] += stored.pending
@@ -341,7 +305,7 @@ class RunStore:
             if stored is None:
                 return []
             parts = stored.copy()
-        return _records(*parts)
+        return EventLog.records(*parts)
 
     def list(self) -> list[RunSnapshot]:
         """All snapshots, oldest first."""
@@ -358,18 +322,20 @@ class RunStore:
                 for run_id, s in list(self._runs.items())
             ]
         pairs.sort(key=lambda pair: pair[0].created_at_ms)
-        return [RunRecord.model_construct(snapshot=s, events=_records(*e)) for s, e in pairs]
+        return [
+            RunRecord.model_construct(snapshot=s, events=EventLog.records(*e)) for s, e in pairs
+        ]
 
     def replace_records(self, records: Iterable[RunRecord]) -> None:
         """Replace the whole store with ``records``; each ``event_count`` is recomputed."""
         new_runs: dict[str, RunSnapshot] = {}
-        new_events: dict[str, _Events] = {}
+        new_events: dict[str, EventLog] = {}
         for record in records:
             snapshot = record.snapshot
             if snapshot.event_count != len(record.events):
                 snapshot = snapshot.model_copy(update={"event_count": len(record.events)})
             new_runs[snapshot.id] = snapshot
-            new_events[snapshot.id] = _Events(record.events)
+            new_events[snapshot.id] = EventLog(record.events)
         with self._lock:
             self._runs = new_runs
             self._events = new_events

@@ -27,7 +27,18 @@ PUBLIC_MODULES = (
 )
 """Where users import from; every public name is in exactly one of their ``__all__``."""
 
-CORE = {"errors", "events", "runs", "store", "sink", "hooks", "faults", "batch", "version"}
+CORE = {
+    "errors",
+    "events",
+    "eventlog",
+    "runs",
+    "store",
+    "sink",
+    "hooks",
+    "faults",
+    "batch",
+    "version",
+}
 EDGES = {"otel", "duckdb", "serve"}
 
 
