@@ -6,7 +6,6 @@ so it lives beside them, as the CLI and the demo do.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +21,9 @@ from .runs import RunRecord
 __all__ = ["forward_runs"]
 
 LOAD_RUNS = 500
+MAX_TIMEOUT_S = 86_400
+"""The longest timeout per request, a day: beyond what threads and sockets accept, the
+exporter would fail on it instead of refusing it up front."""
 """Runs read from the file at a time: bounds memory on a big file; each read scans the events."""
 
 
@@ -73,8 +75,10 @@ def forward_runs(
     """
     url = traces_url(endpoint)
     check_headers(headers or {})
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-        raise ForwardError(f"bad timeout {timeout!r}: use a number of seconds above 0")
+    if not (isinstance(timeout, (int, float)) and 0 < timeout <= MAX_TIMEOUT_S):
+        raise ForwardError(
+            f"bad timeout {timeout!r}: use a number of seconds above 0, at most {MAX_TIMEOUT_S}"
+        )
     ids = [run_id] if run_id is not None else list_run_ids(db, since_ms=since_ms)
     slices = (ids[i : i + LOAD_RUNS] for i in range(0, len(ids), LOAD_RUNS))
     records: Iterator[RunRecord] = (

@@ -78,6 +78,7 @@ def test_forward_progress_counts_every_run_up_to_the_total(
         ({"headers": {"bad name": "v"}}, "bad header name 'bad name'"),
         ({"timeout": float("nan")}, "bad timeout nan"),
         ({"timeout": 0}, "bad timeout 0"),
+        ({"timeout": 9_223_372_037}, "at most 86400"),  # beyond what sockets accept
     ],
 )
 def test_bad_headers_and_timeouts_are_refused_before_anything_is_sent(

@@ -272,7 +272,8 @@ def forward(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         close()
     if args.run is not None and sent.runs == 0:
-        raise CommandError(f"no run with id {args.run!r:.200} in {args.db}")
+        where = f"{args.db} created since --since {args.since}" if since is not None else args.db
+        raise CommandError(f"no run with id {args.run!r:.200} in {where}")
     out.write(f"Forwarded {sent.runs} runs ({sent.spans} spans) to {sent.endpoint}\n")
     return 0
 

@@ -248,12 +248,16 @@ def _limit(value: str) -> int:
 
 
 def _seconds(value: str) -> float:
+    from ..forward import MAX_TIMEOUT_S  # only forward takes seconds, and imports it anyway
+
     try:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r:.80}") from None
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {value!r:.80}")
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT_S):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0, at most {MAX_TIMEOUT_S}, not {value!r:.80}"
+        )
     return seconds
 
 
