@@ -310,6 +310,25 @@ def counts_only(event_class: type) -> bool:
     return rule is None
 
 
+def counts_only_on(snapshot: RunSnapshot, event: BaseEvent) -> bool:
+    """Whether ``event``, of a class with a status rule, would still only move ``snapshot``'s
+    count and time: a tool call or step in a run already executing (or planning, or over),
+    a turn that used no tokens. The store counts such events without a new snapshot."""
+    rule = _RULE_BY_CLASS.get(type(event), _UNKNOWN)
+    if rule == "starts_work":
+        status = snapshot.status
+        return (
+            status is RunStatus.EXECUTING
+            or status is RunStatus.PLANNING
+            or status is RunStatus.CANCELLED
+            or snapshot.ended_at_ms is not None
+        )
+    if rule == "turn_end":
+        usage = event.usage  # type: ignore[attr-defined]
+        return not (usage.prompt_tokens or usage.completion_tokens)
+    return rule is None
+
+
 def apply_event(
     snapshot: RunSnapshot, event: BaseEvent, *, at_ms: int | None = None
 ) -> RunSnapshot:

@@ -226,7 +226,8 @@ class RunStore:
                 # A straggler on a finished run: its newest state is not persisted yet.
                 self._evictable.pop(run_id, None)
                 self._unpersisted[run_id] = 0
-            if counts_only:  # most events: only the count and the time move, counted later
+            if counts_only or runs.counts_only_on(snapshot, model):
+                # Most events: only the count and the time move, counted when next read.
                 stored.pending += 1
                 if at > stored.latest:
                     stored.latest = at

@@ -17,12 +17,14 @@ from runtrace.runs import (
     RunSnapshot,
     RunStatus,
     apply_event,
+    counts_only_on,
     event_record,
     finish,
     mark_cancelled,
     mark_failed,
     new_run_id,
 )
+from tests.event_samples import ONE_OF_EACH, VARIANTS
 
 
 def snapshot(status: RunStatus = RunStatus.CREATED, **fields: object) -> RunSnapshot:
@@ -275,3 +277,17 @@ def test_a_forked_child_draws_run_ids_of_its_own() -> None:
     os.waitpid(pid, 0)
     assert child_id.startswith("run-")
     assert child_id != parent_id
+
+
+@pytest.mark.parametrize("status", list(RunStatus))
+@pytest.mark.parametrize("ended", [False, True])
+def test_an_event_said_to_only_count_changes_nothing_else(status: RunStatus, ended: bool) -> None:
+    before = snapshot(status, ended_at_ms=3_000 if ended else None)
+    for raw in ONE_OF_EACH + VARIANTS:
+        event = parse_event(raw)
+        after = apply_event(before, event, at_ms=9_000)
+        expected = before.model_copy(update={"event_count": 1, "updated_at_ms": 9_000})
+        if counts_only_on(before, event):
+            assert after == expected, raw
+        elif raw["type"] in ("tool_start", "step_start", "turn_end"):
+            assert after != expected, raw  # the rule had something to change
