@@ -90,7 +90,9 @@ class EventLog:
         extra = model.__pydantic_extra__
         shape = None
         if not _is_tracked(fields) and (not extra or not _is_tracked(extra)):
-            shape = _shape(model)
+            shape = _SHAPES.get(id(model.__pydantic_fields_set__))
+            if shape is None or shape[0] is not type(model):
+                shape = _shape(model)
         if shape is None:
             items.append(model)
         else:
