@@ -67,12 +67,14 @@ class EventLog:
     __slots__ = ("extras", "given", "items", "latest", "offset", "pending", "shapes", "times")
 
     def __init__(self, given: Iterable[RunEventRecord] = ()) -> None:
-        self.given = list(given)
+        # A tuple, and none of the containers below made before they hold something: every
+        # object a run keeps is one more for the collector to walk.
+        self.given = tuple(given)
         self.offset = len(self.given)  # the sequence of the first event recorded here
         # Per event: its field dict with its shape, or the model itself with None.
         self.items: list[dict[str, Any] | BaseEvent] = []
         self.shapes: list[_Shape | None] = []
-        self.extras: dict[int, dict[str, Any]] = {}  # index -> extra fields, where there are any
+        self.extras: dict[int, dict[str, Any]] | None = None  # index -> extra fields, if any
         self.times = array("q")  # epoch ms, each below MAX_MS
         # Events that follow no status rule, not counted in the run's snapshot yet, and the
         # latest of their times: the snapshot is brought up to date when it is read.
@@ -98,14 +100,16 @@ class EventLog:
         else:
             items.append(fields)
             if extra:
+                if self.extras is None:
+                    self.extras = {}
                 self.extras[index] = extra
         self.shapes.append(shape)
         self.times.append(at_ms)
         return self.offset + index
 
-    def copy(self) -> tuple[list[RunEventRecord], int, list[BaseEvent], array[int]]:
+    def copy(self) -> tuple[tuple[RunEventRecord, ...], int, list[BaseEvent], array[int]]:
         """What :meth:`records` needs, taken under the store's lock: the models made now."""
-        extras = self.extras
+        extras = self.extras or {}
         models: list[BaseEvent] = [
             item if shape is None else _model(shape, item, extras.get(i))  # type: ignore[misc, arg-type]
             for i, (item, shape) in enumerate(zip(self.items, self.shapes, strict=True))
@@ -114,7 +118,7 @@ class EventLog:
 
     @staticmethod
     def records(
-        given: list[RunEventRecord], offset: int, models: list[BaseEvent], times: array[int]
+        given: tuple[RunEventRecord, ...], offset: int, models: list[BaseEvent], times: array[int]
     ) -> list[RunEventRecord]:
         """The run's records in order, from what :meth:`copy` took."""
         made = map(event_record, range(offset, offset + len(models)), times, models)
