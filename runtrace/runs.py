@@ -49,7 +49,7 @@ __all__ = [
     "RunRecord",
     "apply_event",
     "check_run_fields",
-    "counts_only",
+    "counts_only_on",
     "event_record",
     "finish",
     "mark_cancelled",
@@ -301,20 +301,18 @@ def _rule(cls: type) -> str | None:
         return rule
 
 
-def counts_only(event_class: type) -> bool:
-    """Whether events of ``event_class`` follow no status rule: they only move a snapshot's
-    ``event_count`` and ``updated_at_ms`` (the deltas, tool calls, generic events)."""
-    rule = _RULE_BY_CLASS.get(event_class, _UNKNOWN)
-    if rule is _UNKNOWN:
-        rule = _rule(event_class)
-    return rule is None
-
-
 def counts_only_on(snapshot: RunSnapshot, event: BaseEvent) -> bool:
-    """Whether ``event``, of a class with a status rule, would still only move ``snapshot``'s
-    count and time: a tool call or step in a run already executing (or planning, or over),
-    a turn that used no tokens. The store counts such events without a new snapshot."""
+    """Whether ``event`` only moves ``snapshot``'s count and time: an event of no status rule
+    (deltas, tool ends, generic events), a tool call or step in a run already executing (or
+    planning, or over), a turn that used no tokens. The store counts such events without a
+    new snapshot."""
     rule = _RULE_BY_CLASS.get(type(event), _UNKNOWN)
+    if rule is None:
+        return True
+    if rule is _UNKNOWN:
+        rule = _rule(type(event))
+        if rule is None:
+            return True
     if rule == "starts_work":
         status = snapshot.status
         return (
@@ -326,7 +324,7 @@ def counts_only_on(snapshot: RunSnapshot, event: BaseEvent) -> bool:
     if rule == "turn_end":
         usage = event.usage  # type: ignore[attr-defined]
         return not (usage.prompt_tokens or usage.completion_tokens)
-    return rule is None
+    return False
 
 
 def apply_event(

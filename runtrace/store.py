@@ -215,7 +215,6 @@ class RunStore:
                 f"at_ms must be an int of epoch milliseconds in [0, {MAX_MS}) "
                 f"(up to the year 2262), not {at_ms!r}"
             )
-        counts_only = runs.counts_only(type(model))
         with self._lock:
             snapshot = self._runs.get(run_id)
             if snapshot is None:
@@ -226,7 +225,7 @@ class RunStore:
                 # A straggler on a finished run: its newest state is not persisted yet.
                 self._evictable.pop(run_id, None)
                 self._unpersisted[run_id] = 0
-            if counts_only or runs.counts_only_on(snapshot, model):
+            if runs.counts_only_on(snapshot, model):
                 # Most events: only the count and the time move, counted when next read.
                 stored.pending += 1
                 if at > stored.latest:
