@@ -33,7 +33,10 @@ class ForeignRuns:
 
     def __init__(self, store: RunStore, fan: RunFanout, claimer: Claimer | None = None) -> None:
         self._fan = fan
-        self.assembler = RunAssembler(StoreTarget(store, on_change=self._changed), claimer=claimer)
+        events = bool(fan.sink_on_event or fan.on_event)
+        self.assembler = RunAssembler(
+            StoreTarget(store, on_change=self._changed, events=events), claimer=claimer
+        )
 
     @property
     def stats(self) -> AssemblerStats:

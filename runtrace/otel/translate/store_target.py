@@ -23,11 +23,16 @@ class StoreTarget:
     (``finish`` with the error) or completed, by the store's own status rules.
     """
 
-    __slots__ = ("_on_change", "store")
+    __slots__ = ("_on_change", "_on_event", "store")
 
-    def __init__(self, store: RunStore, on_change: OnChange | None = None) -> None:
+    def __init__(
+        self, store: RunStore, on_change: OnChange | None = None, *, events: bool = True
+    ) -> None:
+        """``events``: whether ``on_change`` wants each event too (a sink or hook takes it);
+        without, an event's record and the run's snapshot after it are not made."""
         self.store = store
         self._on_change = on_change
+        self._on_event = on_change if events else None
 
     def create_run(
         self,
@@ -54,9 +59,11 @@ class StoreTarget:
             self._on_change(snapshot, None)
 
     def record(self, run_id: str, event: dict[str, Any] | BaseEvent, at_ms: int) -> None:
+        if self._on_event is None:
+            self.store.append(run_id, event, at_ms)
+            return
         snapshot, record = self.store.record(run_id, event, at_ms=at_ms)
-        if self._on_change is not None:
-            self._on_change(snapshot, record)
+        self._on_event(snapshot, record)
 
     def finish(self, run_id: str, *, error: str | None, cancelled: str | None, at_ms: int) -> None:
         if cancelled is not None:

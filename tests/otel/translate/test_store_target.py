@@ -54,3 +54,23 @@ def test_a_second_run_with_the_same_id_is_refused() -> None:
     target, _ = make()
     with pytest.raises(ValueError, match="already exists"):
         target.create_run("r1", "s1", "", None, "t" * 32, "s" * 16, {}, 1_000)
+
+
+def test_without_event_takers_events_are_stored_and_only_run_changes_reported() -> None:
+    changes: list[tuple[str, str | None]] = []
+
+    def on_change(snapshot: RunSnapshot, record: RunEventRecord | None) -> None:
+        changes.append((snapshot.status.value, None if record is None else record.event.type))
+
+    target = StoreTarget(RunStore(), on_change, events=False)
+    target.create_run("r1", "s1", "hi", None, "t" * 32, "s" * 16, {}, 1_000)
+    target.record("r1", {"type": "agent_start", "prompt": "hi"}, 1_001)
+    target.record("r1", {"type": "text_delta", "text": "a"}, 1_002)
+    target.finish("r1", error=None, cancelled=None, at_ms=1_003)
+    assert changes == [("created", None), ("completed", None)]
+    assert [r.event.type for r in target.store.events("r1")] == ["agent_start", "text_delta"]
+    snapshot = target.store.snapshot("r1")
+    assert snapshot is not None and (snapshot.event_count, snapshot.status.value) == (
+        2,
+        "completed",
+    )
