@@ -9,11 +9,12 @@ agent that adds a field loses nothing either.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+
+from .jsonsafe import MAX_INT_BITS, check_int, check_json, check_text
 
 __all__ = [
     "AgentEnd",
@@ -57,79 +58,6 @@ __all__ = [
 # No inf/NaN (nor anything else JSON cannot carry): they would not survive the trip to DuckDB
 # or OTLP.
 _FROZEN_OPEN = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
-
-
-_MAX_INT_BITS = 14_000
-"""Integers up to this size (about 4,200 digits) are kept: Python refuses to turn longer ones
-into decimal text (``sys.get_int_max_str_digits``, 4,300 by default), which JSON needs."""
-
-
-def _check_text(value: str, where: str) -> None:
-    """Raise ValueError if ``value`` holds a lone surrogate, which UTF-8 cannot encode."""
-    if value.isascii():
-        return
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError(
-            f"{where} holds a lone surrogate ({value[error.start]!r} at index {error.start}), "
-            "which UTF-8 cannot encode, so the database and OTLP could not keep it; pass valid "
-            "Unicode (decode bytes with errors='replace')"
-        ) from None
-
-
-def _check_int(value: int, where: str) -> None:
-    if value.bit_length() > _MAX_INT_BITS:
-        raise ValueError(
-            f"{where} is an integer of {value.bit_length()} bits; runtrace keeps integers of up "
-            f"to {_MAX_INT_BITS} bits (about 4,200 digits), which JSON text can carry"
-        )
-
-
-_MAX_DEPTH = 100
-"""How deep lists and objects may nest in an event. pydantic-core refuses to serialise past
-255 levels (so the DuckDB sink could not write such an event) and Python recursion stops near
-1,000; a limit well inside both is refused at record time, naming the field, instead."""
-
-
-def _check_json(value: Any, path: str, depth: int = 0) -> None:
-    """Raise ValueError naming the first value under ``path`` that JSON, UTF-8 or DuckDB
-    cannot carry: a non-finite float, a lone surrogate, an integer too long for decimal text,
-    a non-string key, nesting deeper than ``_MAX_DEPTH``, an object of another type."""
-    where = path or "value"
-    if depth > _MAX_DEPTH:
-        raise ValueError(
-            f"{where} is nested more than {_MAX_DEPTH} lists or objects deep; runtrace keeps "
-            f"up to {_MAX_DEPTH} levels (flatten it, or store it as a JSON string)"
-        )
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, str):
-        _check_text(value, where)
-    elif isinstance(value, int):
-        _check_int(value, where)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where} is {value}, which JSON cannot represent")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{where} has the key {key!r}; JSON object keys are strings")
-            _check_text(key, f"{where} (a key)")
-            _check_json(item, f"{path}.{key}" if path else key, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_json(item, f"{where}[{index}]", depth + 1)
-    elif isinstance(value, BaseModel):  # nested models refused inf/NaN themselves; not the rest
-        for name, item in value.__dict__.items():
-            _check_json(item, f"{where}.{name}", depth + 1)
-        if value.__pydantic_extra__:
-            _check_json(value.__pydantic_extra__, where, depth)
-    else:
-        raise ValueError(
-            f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which JSON "
-            "cannot represent; convert it to str, int, float, bool, None, list or dict"
-        )
 
 
 class TokenUsage(BaseModel):
@@ -191,28 +119,28 @@ class BaseEvent(BaseModel):
             kind = type(value)
             if kind is str:
                 if not value.isascii():  # the common case costs one C call
-                    _check_text(value, name)
+                    check_text(value, name)
             elif kind is int:
-                if value.bit_length() > _MAX_INT_BITS:
-                    _check_int(value, name)
+                if value.bit_length() > MAX_INT_BITS:
+                    check_int(value, name)
             elif value is not None and kind is not bool:
-                _check_json(value, name)
+                check_json(value, name)
         extra = self.__pydantic_extra__
-        if extra:  # what _check_json(extra, "") does, without a call per flat value
+        if extra:  # what check_json(extra, "") does, without a call per flat value
             for key, value in extra.items():
                 if type(key) is not str or not key.isascii():
                     if not isinstance(key, str):
                         raise ValueError(f"value has the key {key!r}; JSON object keys are strings")
-                    _check_text(key, "value (a key)")
+                    check_text(key, "value (a key)")
                 kind = type(value)
                 if kind is str:
                     if not value.isascii():
-                        _check_text(value, key)
+                        check_text(value, key)
                 elif kind is int:
-                    if value.bit_length() > _MAX_INT_BITS:
-                        _check_int(value, key)
+                    if value.bit_length() > MAX_INT_BITS:
+                        check_int(value, key)
                 elif value is not None and kind is not bool:
-                    _check_json(value, key)
+                    check_json(value, key)
         return self
 
 

@@ -38,9 +38,8 @@ from .events import (
     TurnEnd,
     TurnStart,
     VerificationStart,
-    _check_json,
-    _check_text,
 )
+from .jsonsafe import check_json, check_text
 
 __all__ = [
     "MAX_MS",
@@ -449,7 +448,7 @@ def check_run_fields(
         if not isinstance(value, str):
             raise InvalidRun(f"{name} must be a str, not {type(value).__qualname__}")
         try:
-            _check_text(value, name)
+            check_text(value, name)
         except ValueError as exc:
             raise InvalidRun(str(exc)) from None
     if attributes is None:
@@ -457,7 +456,7 @@ def check_run_fields(
     if not isinstance(attributes, Mapping):
         raise InvalidRun(f"attributes must be a dict, not {type(attributes).__qualname__}")
     try:
-        _check_json(dict(attributes), "attributes")
+        check_json(dict(attributes), "attributes")
     except ValueError as exc:
         raise InvalidRun(str(exc)) from None
     for key, value in attributes.items():

@@ -28,6 +28,7 @@ PUBLIC_MODULES = (
 """Where users import from; every public name is in exactly one of their ``__all__``."""
 
 CORE = {
+    "jsonsafe",
     "errors",
     "events",
     "eventlog",
