@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import time
-import uuid
 from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
@@ -102,7 +101,15 @@ def new_run_id() -> str:
     ``os.urandom`` call per id: a system call that lets go of the interpreter lock, so each
     run's start waited for it (up to the 5 ms switch interval) while a sink's writer thread
     was busy."""
-    return f"run-{uuid.UUID(int=_ID_RANDOM.getrandbits(128), version=4)}"
+    # What uuid.UUID(int=..., version=4) makes (version 4, RFC 4122 variant), at a third of
+    # its cost: one per run start.
+    bits = _ID_RANDOM.getrandbits(128) & _UUID_CLEAR | _UUID4_SET
+    h = f"{bits:032x}"
+    return f"run-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def _freeze_attributes(value: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -258,9 +258,11 @@ def test_new_run_ids_are_uuid4_and_ignore_the_global_random_seed() -> None:
     random.seed(0)
     second = [new_run_id() for _ in range(3)]
     assert len(set(first + second)) == 6
-    for run_id in first:
+    for run_id in first + [new_run_id() for _ in range(2_000)]:
         assert run_id.startswith("run-")
-        assert uuid.UUID(run_id.removeprefix("run-")).version == 4
+        parsed = uuid.UUID(run_id.removeprefix("run-"))
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == run_id.removeprefix("run-")  # canonical: lower case, dashes
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
