@@ -61,8 +61,13 @@ class BatchExporter(Protocol[T]):
         """
 
     def pending(self) -> bool:
-        """True while the exporter holds items for a retry: exports go on although the queue
-        is empty, and a flush does not count as complete."""
+        """True while the exporter holds items of its own to write (for a retry, or handed
+        over by a spill): exports go on although the queue is empty, and a flush does not
+        count as complete until they are written."""
+
+    def stalled(self) -> bool:
+        """True while the exporter's writes fail and it holds items for a retry: a flush then
+        stops after one export instead of hammering what fails."""
 
     def close(self, deadline: float) -> None:
         """The last call: retry what is pending until ``deadline`` (``time.monotonic()``),
@@ -176,13 +181,16 @@ class BatchProcessor(Generic[T]):
     def submit(self, item: T) -> None:
         """Queue ``item`` (``width`` 1); blocks (or spills) only when the queue is full.
 
-        The agent's hot path: one length check (``_admit`` is 0 once shut down), no lock.
+        The agent's hot path: one length check (``_admit`` is 0 once shut down), no lock. The
+        writer is woken once per backlog: ``Event.set`` takes a lock and notifies, and a
+        producer outrunning a busy writer would pay that on every item (a flood of 1M
+        events: half of the sink's time).
         """
         queue = self._queue
         n = len(queue)
         if n < self._admit:
             queue.append(item)
-            if n >= self._wake_at:
+            if n >= self._wake_at and not self._wake.is_set():
                 self._wake.set()
             return
         if self._closed:
@@ -196,7 +204,7 @@ class BatchProcessor(Generic[T]):
         n = len(queue)
         if n < self._admit:
             queue.extend((first, second))  # atomic: one C call that runs no Python code
-            if n >= self._wake_at:
+            if n >= self._wake_at and not self._wake.is_set():
                 self._wake.set()
             return
         if self._closed:
@@ -315,9 +323,11 @@ class BatchProcessor(Generic[T]):
             self._raise_thread_error()
             while True:
                 self._export()
-                # An exporter that holds items for a retry is failing: this flush cannot
-                # complete, and exporting again at once would only hammer what fails.
-                if not self._queue or self.exporter.pending() or time.monotonic() >= deadline:
+                # A stalled exporter is failing: this flush cannot complete, and exporting
+                # again at once would only hammer what fails.
+                if not self._queue and not self.exporter.pending():
+                    break
+                if self.exporter.stalled() or time.monotonic() >= deadline:
                     break
         finally:
             self._export_lock.release()

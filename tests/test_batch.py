@@ -53,6 +53,9 @@ class ListExporter:
     def pending(self) -> bool:
         return False
 
+    def stalled(self) -> bool:
+        return False
+
     def close(self, deadline: float) -> None:
         self.closed_with = deadline
 
@@ -110,6 +113,39 @@ def test_a_full_queue_wakes_the_thread_without_waiting_for_the_schedule() -> Non
     p.submit(1)
     p.submit(2)
     until(lambda: exporter.items == [1, 2])
+    p.shutdown()
+
+
+class CountingEvent(threading.Event):
+    """A real event that counts the calls to ``set``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sets = 0
+
+    def set(self) -> None:
+        self.sets += 1
+        super().set()
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_a_producer_outrunning_a_busy_writer_wakes_it_once_not_per_item(width: int) -> None:
+    exporter = ListExporter()
+    exporter.gate.clear()  # the writer is busy: it takes nothing off the queue
+    p = processor(exporter, max_export_batch_size=10, max_queue_size=10_000, width=width)
+    wake = CountingEvent()
+    p._wake = wake
+    for i in range(1_000):
+        if width == 1:
+            p.submit(i)
+        else:
+            p.submit_pair(i, -i)
+    # set past the batch size, and once more if the writer cleared it on its way into the
+    # export it is held in; never again while it stays set (it was 990 times)
+    assert 1 <= wake.sets <= 2
+    exporter.gate.set()
+    assert p.force_flush()
+    assert len(exporter.items) == 1_000 * width
     p.shutdown()
 
 

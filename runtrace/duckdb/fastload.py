@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gc
 import operator
+import os
+import threading
 import typing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -240,6 +242,11 @@ def _records(sequences: list[int], stamps: list[int], events: list[BaseEvent]) -
     return _models(RunEventRecord, dicts, repeat(shared_fields_set, n), repeat(None, n))
 
 
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = False
+
+
 @contextmanager
 def gc_paused(*, promote: bool = False) -> Iterator[None]:
     """Pause the cyclic GC while millions of acyclic objects are made.
@@ -248,17 +255,40 @@ def gc_paused(*, promote: bool = False) -> Iterator[None]:
     in the young generations at the end moves straight to the oldest one (``gc.freeze()``
     then ``gc.unfreeze()``, two list splices): the next young collection would otherwise
     walk every object just made (a reload of 1M events: ~0.6 s), and they are long-lived.
+
+    Thread-safe: the GC comes back when the last of overlapping pauses ends (a spill in the
+    agent's thread and the writer's flush overlap; with a plain disable/enable the first to
+    finish turned it back on under the other: full passes over a heap of 1M queued events,
+    a third of the sink's time in a flood).
     """
-    enabled = gc.isenabled()
-    gc.disable()
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
     try:
         yield
     finally:
         if promote:
             gc.freeze()
             gc.unfreeze()
-        if enabled:
-            gc.enable()
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def _gc_after_fork_in_child() -> None:
+    """The child has none of the threads that paused the GC: it comes back as it was."""
+    global _gc_lock, _gc_pausers
+    _gc_lock = threading.Lock()
+    if _gc_pausers and _gc_was_enabled:
+        gc.enable()
+    _gc_pausers = 0
+
+
+os.register_at_fork(after_in_child=_gc_after_fork_in_child)
 
 
 def build_event_records(events: pa.Table) -> dict[str, list[RunEventRecord]]:

@@ -40,9 +40,11 @@ class DuckDBSink:
 
     The queue holds at most ``max_queue_size`` items; each holds a run snapshot (~1 KB), so
     the default bound is ~100 MB at worst, and the writer is woken at a quarter of it. When
-    it is full, ``when_full="spill"`` (the default) writes its oldest batch straight to a
-    segment file from the agent's thread; ``"block"`` makes the agent's thread wait up to
-    ``block_timeout`` seconds for room (then spills). Both are counted in :attr:`stats`.
+    it is full, ``when_full="spill"`` (the default) builds its oldest batch into Arrow from the
+    agent's thread, for the next flush to insert; once built batches hold ``max_queue_size``
+    events, or while writes fail, a spilled batch goes straight to a segment file instead.
+    ``"block"`` makes the agent's thread wait up to ``block_timeout`` seconds for room (then
+    spills). Both are counted in :attr:`stats`.
 
     Opening validates the file: :class:`~runtrace.errors.NotADuckDBFile`,
     :class:`~runtrace.errors.SchemaVersionError` or :class:`~runtrace.errors.DatabaseLocked`
@@ -96,6 +98,7 @@ class DuckDBSink:
             max_retries=max_retries,
             lock_timeout=lock_timeout,
             faults=faults,
+            max_built_events=max_queue_size,
         )
         self._batch: BatchProcessor[Entry] = BatchProcessor(
             self._writer,

@@ -5,7 +5,10 @@ built in this thread while a helper thread inserts the previous one (the Python 
 Arrow, overlaps the DuckDB half, which releases the GIL). It goes into the file when its lock is
 free at once, else into a segment. A failed export changes nothing stored and is retried at the
 next one; after ``max_retries`` (and at close) a batch is set aside as Parquet in
-``<file>.failed/``. A full queue spills straight to a segment. Everything is counted.
+``<file>.failed/``. A full queue's oldest items are built into a batch at once, in the agent's
+thread (Arrow holds an event in a fraction of the memory of its Python objects), and handed to
+the next export; past a bound of built events, or while writes fail, a built batch goes
+straight to a segment instead. Everything is counted.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class DuckDBWriter:
         max_retries: int,
         lock_timeout: float,
         faults: Faults | None = None,
+        max_built_events: int = 100_000,
     ) -> None:
         self.path = path
         self.builder = builder
@@ -61,6 +65,11 @@ class DuckDBWriter:
         self._spill_lock = threading.Lock()
         self._spill_scratch: duckdb.DuckDBPyConnection | None = None
         self._spill_retry: list[Batch] = []
+        self.max_built_events = max_built_events
+        self._built: list[Batch] = []
+        """Spilled batches handed to the next export instead of a segment (at most
+        ``max_built_events`` events): a segment would be written, read back and inserted."""
+        self._built_events = 0
         self.persisted_listeners: list[Callable[[list[str]], None]] = []
         self.faults = faults if faults is not None else Faults("runtrace.duckdb")
         self.failing: str | None = None
@@ -73,14 +82,18 @@ class DuckDBWriter:
     # -- BatchExporter ---------------------------------------------------------------------
 
     def pending(self) -> bool:
-        return bool(self.retry or self._spill_retry)
+        return bool(self.retry or self._spill_retry or self._built)
+
+    def stalled(self) -> bool:
+        return bool(self.retry or self._spill_retry)  # kept only after a failed write
 
     def export(self, batches: Iterator[list[Entry]]) -> None:
         """Write earlier failures and ``batches`` in one transaction, file or segment: the
         events batch by batch, then each changed run's newest snapshot once."""
-        with self._spill_lock:  # spills that could not be written wait here too
+        with self._spill_lock:  # spills built for this export, or not written, go first
+            self.retry.extend(self._built)
             self.retry.extend(self._spill_retry)
-            self._spill_retry = []
+            self._built, self._built_events, self._spill_retry = [], 0, []
         # Writes failed last time (a full disk): the retries alone first, and the queue stays
         # queued until they are stored, so its bound keeps holding memory down.
         stuck = self.failing is not None and self.retry and not self.closing()
@@ -163,13 +176,23 @@ class DuckDBWriter:
         return True
 
     def spill(self, items: list[Entry]) -> None:
-        """Write ``items`` (a full queue's oldest) straight to a segment, in the caller's thread.
+        """Build ``items`` (a full queue's oldest) into a batch, in the caller's thread, and hand
+        it to the next export; or write it straight to a segment, when the built batches waiting
+        would hold more than ``max_built_events`` events or the file's writes fail.
 
-        No file lock is needed and none is waited for. A segment that cannot be written (disk
-        full) leaves the batch to the next export's retries, as a failed flush would.
+        Building frees the items' Python objects, the bulk of the queue's memory; handing the
+        batch on spares writing a segment, reading it back and inserting it (a flood of 1M
+        events: ~25% of the sink's time). A segment needs no file lock and waits for none. A
+        segment that cannot be written (disk full) leaves the batch to the next export's
+        retries, as a failed flush would.
         """
         batch = self.builder.build(items)
         with self._spill_lock:
+            waiting = self._built_events + batch.event_rows
+            if self.failing is None and waiting <= self.max_built_events:
+                self._built.append(batch)
+                self._built_events = waiting
+                return
             try:
                 if self._spill_scratch is None:
                     self._spill_scratch = new_connection()
@@ -225,6 +248,7 @@ class DuckDBWriter:
         self._spill_scratch = None
         self._spill_lock = threading.Lock()
         self._spill_retry = []
+        self._built, self._built_events = [], 0
         self.retry = []
         self.spills = 0
         self.failing = None
@@ -251,7 +275,7 @@ class DuckDBWriter:
 
     def pending_events(self) -> int:
         """Events in batches waiting for a retry."""
-        return sum(b.event_rows for b in (*self.retry, *self._spill_retry))
+        return sum(b.event_rows for b in (*self.retry, *self._spill_retry, *self._built))
 
     def _insert_soon(self, tx: Transaction, batch: Batch) -> Future[None] | None:
         """``tx.insert(batch)`` in the helper thread; here and now once the interpreter is

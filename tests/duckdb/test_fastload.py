@@ -6,7 +6,9 @@ ones), so a new event type or field is covered without editing this file.
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
 import types
 import typing
 from typing import Any
@@ -15,7 +17,7 @@ import pyarrow as pa
 import pytest
 from pydantic import BaseModel
 
-from runtrace.duckdb.fastload import build_events, build_events_by_type
+from runtrace.duckdb.fastload import build_events, build_events_by_type, gc_paused
 from runtrace.events import BaseEvent, core_event_types, event_class, parse_event
 
 
@@ -103,3 +105,35 @@ def test_a_document_missing_a_declared_field_is_validated_instead() -> None:
     text = '{"type": "tool_start", "id": "t"}'  # no name: built wrong if trusted
     with pytest.raises(ValueError, match="name"):
         build_events([text])
+
+
+def test_overlapping_gc_pauses_in_two_threads_keep_the_gc_off_until_the_last_ends() -> None:
+    assert gc.isenabled()
+    entered, release = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def other() -> None:
+        with gc_paused():
+            entered.set()
+            release.wait(10)
+            seen.append(gc.isenabled())
+
+    thread = threading.Thread(target=other)
+    with gc_paused():
+        thread.start()
+        assert entered.wait(10)
+    assert not gc.isenabled()  # the first pause ended under the other: still off
+    release.set()
+    thread.join(10)
+    assert seen == [False]
+    assert gc.isenabled()  # back on once the last pause ended
+
+
+def test_a_gc_pause_leaves_a_gc_that_was_off_off() -> None:
+    gc.disable()
+    try:
+        with gc_paused(promote=True):
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

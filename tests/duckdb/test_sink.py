@@ -192,14 +192,36 @@ def test_stats_count_what_the_sink_received_and_wrote(db: Path) -> None:
     sink.shutdown()  # idempotent
 
 
-def test_a_full_queue_spills_to_a_segment_and_every_event_lands(db: Path) -> None:
+def test_a_full_queue_hands_built_batches_to_the_next_flush_without_a_segment(db: Path) -> None:
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60, max_batch_size=10, max_queue_size=20)
+    with sink._batch.exclusive():  # the writer is busy: the queue can only fill up
+        run_id = record_run(store, sink, [EVENTS[0]] * 38)
+        stats = sink.stats
+        assert stats.events_spilled == 0 and stats.events_written == 0
+        assert stats.pending == 38  # the first 20 items built (the run's start one of them)
+        assert sink._batch.stats.spilled == 20
+    assert list_segments(db) == ([], [])  # built into Arrow, not written aside
+    assert sink.force_flush()
+    stats = sink.stats
+    assert (stats.events_written, stats.pending, stats.flushes_to_segments) == (38, 0, 0)
+    assert stats.flushes_to_file == 1
+    sink.on_run(store.finish(run_id))
+    sink.shutdown()
+    assert load_records(db) == store.records()
+
+
+def test_a_full_queue_spills_to_a_segment_past_the_built_bound_and_every_event_lands(
+    db: Path,
+) -> None:
     store = RunStore()
     sink = DuckDBSink(db, flush_interval=60, max_batch_size=10, max_queue_size=20)
     with sink._batch.exclusive():  # the writer is busy: the queue can only fill up
         run_id = record_run(store, sink, [EVENTS[0]] * 100)
         stats = sink.stats
-        assert stats.events_spilled >= 80 and stats.pending <= 21
-    assert list_segments(db) != ([], [])  # spilled straight to segment files
+        # 20 built for the next flush (the bound: max_queue_size), at most 21 queued
+        assert stats.events_spilled >= 100 - 20 - 21 and stats.pending <= 20 + 21
+    assert list_segments(db) != ([], [])  # past the bound: straight to segment files
     sink.on_run(store.finish(run_id))
     sink.shutdown()
     stats = sink.stats
@@ -216,7 +238,7 @@ def test_a_full_queue_in_block_mode_makes_the_agent_wait_then_spills(db: Path) -
     with sink._batch.exclusive():
         record_run(store, sink, EVENTS)
         assert sink.stats.blocked >= 1
-        assert sink.stats.events_spilled >= 1
+        assert sink._batch.stats.spilled >= 1  # built for the next flush, or in a segment
     sink.shutdown()
     assert sink.stats.events_written == len(EVENTS)
     assert load_records(db) == store.records()
