@@ -131,18 +131,17 @@ class CountingEvent(threading.Event):
 @pytest.mark.parametrize("width", [1, 2])
 def test_a_producer_outrunning_a_busy_writer_wakes_it_once_not_per_item(width: int) -> None:
     exporter = ListExporter()
-    exporter.gate.clear()  # the writer is busy: it takes nothing off the queue
+    exporter.gate.clear()  # the writer will be busy: it takes nothing off the queue
     p = processor(exporter, max_export_batch_size=10, max_queue_size=10_000, width=width)
-    wake = CountingEvent()
+    submit = p.submit if width == 1 else lambda i: p.submit_pair(i, -i)
+    submit(0)
+    wake, first = CountingEvent(), p._wake
     p._wake = wake
-    for i in range(1_000):
-        if width == 1:
-            p.submit(i)
-        else:
-            p.submit_pair(i, -i)
-    # set past the batch size, and once more if the writer cleared it on its way into the
-    # export it is held in; never again while it stays set (it was 990 times)
-    assert 1 <= wake.sets <= 2
+    first.set()  # the thread wakes from the event it waits on, then waits on ours
+    assert exporter.exporting.wait(WAIT)  # held in an export, before taking anything
+    for i in range(1, 1_000):
+        submit(i)
+    assert wake.sets == 1  # once past the batch size, then left set (it was 990 times)
     exporter.gate.set()
     assert p.force_flush()
     assert len(exporter.items) == 1_000 * width
