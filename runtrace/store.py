@@ -189,10 +189,8 @@ class RunStore:
         The event is validated before anything changes, so a malformed one (which raises
         ``pydantic.ValidationError``) leaves the run untouched.
         """
-        sequence, at, model = self.append(run_id, event, at_ms)
-        snapshot = self.snapshot(run_id)
-        if snapshot is None:  # evicted or replaced in between
-            raise RunNotFound(run_id)
+        sequence, at, model, snapshot = self._append(run_id, event, at_ms, True)
+        assert snapshot is not None  # asked for
         return snapshot, runs.event_record(sequence, at, model)
 
     def append(
@@ -203,6 +201,18 @@ class RunStore:
         For the processor's hot path, which makes them only when a sink or hook takes them:
         most events (deltas, tool calls) only move the run's event count and time, and are
         folded into its snapshot when it is next read."""
+        sequence, at, model, _ = self._append(run_id, event, at_ms, False)
+        return sequence, at, model
+
+    def _append(
+        self,
+        run_id: str,
+        event: BaseEvent | dict[str, Any] | str | bytes,
+        at_ms: int | None,
+        snapshot_after: bool,
+    ) -> tuple[int, int, BaseEvent, RunSnapshot | None]:
+        """:meth:`append`, and the run's snapshot after the event when ``snapshot_after``
+        (made under the same lock)."""
         model = parse_event(event)
         if at_ms is None:
             at = now_ms()
@@ -230,11 +240,14 @@ class RunStore:
                 stored.pending += 1
                 if at > stored.latest:
                     stored.latest = at
+                if not snapshot_after:
+                    return sequence, at, model, None
+                snapshot = self._fold(snapshot, stored)
             else:
                 if stored.pending:
                     snapshot = self._fold(snapshot, stored)
-                self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
-        return sequence, at, model
+                snapshot = self._runs[run_id] = runs.apply_event(snapshot, model, at_ms=at)
+        return sequence, at, model, snapshot
 
     def _fold(self, snapshot: RunSnapshot, stored: EventLog) -> RunSnapshot:
         """Under the lock: the run's snapshot with its pending events counted (stored)."""

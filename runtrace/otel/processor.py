@@ -262,7 +262,10 @@ class RunSpanProcessor(SpanProcessor):
         ns = _time_ns() if at_ns is None else at_ns
         # The record and the snapshot are made only for sinks and hooks: the span needs the
         # event's number only.
-        sequence, at_ms, model = self.store.append(live.run_id, event, ns // _NS_PER_MS)
+        after = self._after_event
+        sequence, at_ms, model, snapshot = self.store._append(
+            live.run_id, event, ns // _NS_PER_MS, after
+        )
         if on_span and not live.settled and live.recorded:
             event_type = model.type
             try:
@@ -280,10 +283,8 @@ class RunSpanProcessor(SpanProcessor):
                         on_child_event(tracer, live, model, ns, self.settings)
             except Exception:
                 self.faults.report("adding a span event")
-        if self._after_event:
-            snapshot = self.store.snapshot(live.run_id)
-            if snapshot is not None:  # None: evicted or replaced in between
-                self._after_record(snapshot, event_record(sequence, at_ms, model))
+        if after:
+            self._after_record(cast(RunSnapshot, snapshot), event_record(sequence, at_ms, model))
 
     def _record_picked(self, live: LiveRun, event: BaseEvent, at_ns: int | None) -> None:
         self.record_live(live, event, on_span=False, at_ns=at_ns)
