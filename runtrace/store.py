@@ -323,7 +323,7 @@ class RunStore:
     def list(self) -> list[RunSnapshot]:
         """All snapshots, oldest first."""
         with self._lock:
-            snapshots = [self._current(run_id) or s for run_id, s in self._runs.items()]
+            snapshots = [self._current(run_id) or s for run_id, s in list(self._runs.items())]
         snapshots.sort(key=lambda s: s.created_at_ms)
         return snapshots
 
