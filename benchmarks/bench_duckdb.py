@@ -9,7 +9,8 @@ One run, N events (default 1,000,000) over 1,000 runs of a realistic mix:
 - executemany: row-by-row parameterised inserts of a sample, extrapolated to N.
 - load_records: reading all N events back into RunRecords, in a fresh process (a process
   rebuilding its store at start-up), against a plain ``fetchall()`` of the same columns in a
-  fresh process too; and in this one, whose heap already holds the N records it built.
+  fresh process too; and both again in this one, whose heap already holds the N records it
+  built (the GC walks them), alternating.
 
 Sink and limit, then reload and fetch, alternate round by round (``--rounds``, default 3);
 medians are reported, with every round. Wall time.
@@ -278,11 +279,22 @@ def main() -> None:
     scratch.register("b", batch)
     t_typed, _ = timed(lambda: scratch.sql(events_select_sql("b")).to_arrow_table())
 
-    # Reload in this process too, whose heap already holds the N records it built.
-    t_load, records = timed(lambda: load_records(sink_path))
-    assert sum(len(r.events) for r in records) == n
-    assert isinstance(records[0], RunRecord)
-    del records
+    # Reload in this process too, whose heap already holds the N records it built, against a
+    # fetchall() here as well (both pay for the GC over that heap), alternating.
+    load_here: list[float] = []
+    fetch_here: list[float] = []
+    for _ in range(args.rounds):
+        fetch_con = connect(sink_path)
+        t, rows = timed(lambda con=fetch_con: con.execute(FETCH_SQL).fetchall())
+        fetch_con.close()
+        fetch_here.append(t)
+        del rows
+        t, records = timed(lambda: load_records(sink_path))
+        load_here.append(t)
+        assert sum(len(r.events) for r in records) == n
+        assert isinstance(records[0], RunRecord)
+        del records
+    t_load, t_fetch_here = statistics.median(load_here), statistics.median(fetch_here)
 
     def rate(t: float) -> str:
         return f"{t:8.3f} s  {n / t:>12,.0f} events/s"
@@ -301,6 +313,9 @@ def main() -> None:
     print(f"  then the first GC pass over the loaded objects: {t_gc:.3f} s")
     print(f"fetchall() of the same columns   {rate(t_fetch)}  (fresh process)")
     print(f"load_records, in this process    {rate(t_load)}  ({n:,} records already live)")
+    print(f"fetchall(), in this process      {rate(t_fetch_here)}")
+    print("  rounds here, load: " + ", ".join(f"{v:.3f}" for v in load_here))
+    print("  rounds here, fetch: " + ", ".join(f"{v:.3f}" for v in fetch_here))
     print(
         f"  sink parts: JSON + Arrow batch {t_ser:.3f} s; typed columns in DuckDB {t_typed:.3f} s"
     )
@@ -308,6 +323,8 @@ def main() -> None:
     print(f"sink / arrow limit  = {r_limit:6.2f}x  (target >= 0.3x)  {_verdict(r_limit >= 0.3)}")
     print(f"sink / executemany  = {r_many:6.0f}x  (target >= 1000x) {_verdict(r_many >= 1000)}")
     print(f"load / fetchall     = {r_load:6.2f}x  (target <= 2x)    {_verdict(r_load <= 2)}")
+    r_here = t_load / t_fetch_here
+    print(f"  the same here     = {r_here:6.2f}x  ({n:,} records live) {_verdict(r_here <= 2)}")
 
 
 def _verdict(ok: bool) -> str:
