@@ -211,6 +211,26 @@ def test_a_full_queue_hands_built_batches_to_the_next_flush_without_a_segment(db
     assert load_records(db) == store.records()
 
 
+def test_a_run_ended_in_a_built_batch_is_reported_persisted_only_once_it_is_written(
+    db: Path,
+) -> None:
+    store = RunStore()
+    sink = DuckDBSink(db, flush_interval=60, max_batch_size=10, max_queue_size=10)
+    heard: list[list[str]] = []
+    sink.add_persisted_listener(heard.append)
+    with sink._batch.exclusive():  # the writer is busy: the queue can only fill up
+        run_id = record_run(store, sink, [EVENTS[0]] * 3)
+        sink.on_run(store.finish(run_id))  # the 5th item: its end is in the first batch built
+        for _ in range(6):
+            record_run(store, sink, [])  # five more items fill the queue; the sixth spills
+        assert sink._batch.stats.spilled == 10 and list_segments(db) == ([], [])
+        assert heard == []  # built, not stored yet: retention must keep the run
+    assert sink.force_flush()
+    assert heard == [[run_id]]
+    sink.shutdown()
+    assert load_records(db) == ordered(store.records())
+
+
 def test_a_full_queue_spills_to_a_segment_past_the_built_bound_and_every_event_lands(
     db: Path,
 ) -> None:
