@@ -15,7 +15,14 @@ from typing import Protocol, runtime_checkable
 from .faults import Faults
 from .runs import RunEventRecord, RunSnapshot
 
-__all__ = ["PersistingSink", "RunSink", "flush_all", "shutdown_all"]
+__all__ = [
+    "PersistingSink",
+    "RunSink",
+    "SnapshotReadingSink",
+    "SnapshotSource",
+    "flush_all",
+    "shutdown_all",
+]
 
 
 @runtime_checkable
@@ -48,6 +55,24 @@ class PersistingSink(RunSink, Protocol):
 
     def add_persisted_listener(self, listener: Callable[[list[str]], None]) -> None:
         """Call ``listener(run_ids)`` once the final snapshots of those ended runs are stored."""
+
+
+SnapshotSource = Callable[[str], "RunSnapshot | None"]
+"""A run's newest snapshot by id, thread-safe (None once the store no longer holds the run):
+``RunStore.snapshot``."""
+
+
+@runtime_checkable
+class SnapshotReadingSink(RunSink, Protocol):
+    """A sink that reads each run's newest snapshot from the store when it writes, so that the
+    agent's thread need not make one per event (most events only move a run's count and time,
+    and a sink that writes a batch keeps one snapshot per run of it). ``RunSpanProcessor``
+    gives it ``RunStore.snapshot``; ``on_event`` may then be given an earlier snapshot of the
+    run: its status current, ``event_count`` and ``updated_at_ms`` possibly behind, never
+    ahead. ``on_run`` snapshots stay exact (a run created, cancelled, failed or ended)."""
+
+    def read_snapshots_from(self, source: SnapshotSource) -> None:
+        """Take runs' newest snapshots from ``source`` from now on, when writing them."""
 
 
 def _within(left_ms: int, what: str, faults: Faults, call: Callable[[int], object]) -> object:

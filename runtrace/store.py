@@ -190,7 +190,6 @@ class RunStore:
         ``pydantic.ValidationError``) leaves the run untouched.
         """
         sequence, at, model, snapshot = self._append(run_id, event, at_ms, True)
-        assert snapshot is not None  # asked for
         return snapshot, runs.event_record(sequence, at, model)
 
     def append(
@@ -210,9 +209,10 @@ class RunStore:
         event: BaseEvent | dict[str, Any] | str | bytes,
         at_ms: int | None,
         snapshot_after: bool,
-    ) -> tuple[int, int, BaseEvent, RunSnapshot | None]:
-        """:meth:`append`, and the run's snapshot after the event when ``snapshot_after``
-        (made under the same lock)."""
+    ) -> tuple[int, int, BaseEvent, RunSnapshot]:
+        """:meth:`append`, and a snapshot of the run: the one right after the event when
+        ``snapshot_after`` (made under the same lock), else the last one made, whose count and
+        time may be behind (what a :class:`~runtrace.sink.SnapshotReadingSink` is given)."""
         model = parse_event(event)
         if at_ms is None:
             at = now_ms()
@@ -240,9 +240,8 @@ class RunStore:
                 stored.pending += 1
                 if at > stored.latest:
                     stored.latest = at
-                if not snapshot_after:
-                    return sequence, at, model, None
-                snapshot = self._fold(snapshot, stored)
+                if snapshot_after:
+                    snapshot = self._fold(snapshot, stored)
             else:
                 if stored.pending:
                     snapshot = self._fold(snapshot, stored)

@@ -27,7 +27,7 @@ from ..events import BaseEvent
 from ..faults import Faults
 from ..hooks import RunHooks
 from ..runs import RunEventRecord, RunSnapshot, RunStatus, event_record, finish
-from ..sink import PersistingSink, RunSink, flush_all, shutdown_all
+from ..sink import PersistingSink, RunSink, SnapshotReadingSink, flush_all, shutdown_all
 from ..store import RunStore
 from . import semconv as sc
 from .cancel_hook import CancelSpanHook
@@ -78,9 +78,16 @@ class RunSpanProcessor(SpanProcessor):
         self.store = store if store is not None else RunStore()
         self.settings = settings if settings is not None else SpanSettings()
         self.sinks: tuple[RunSink, ...] = tuple(sinks)
+        readers = 0
         for sink in self.sinks:  # retention lets a run go only once these have stored it
             if isinstance(sink, PersistingSink):
                 sink.add_persisted_listener(self.store.persistence_listener())
+            if isinstance(sink, SnapshotReadingSink):  # reads runs' newest snapshots itself
+                sink.read_snapshots_from(self.store.snapshot)
+                readers += 1
+        # Whether some sink needs the run's snapshot right after each event; the others read
+        # the newest when they write, so the agent's thread makes none per counted event.
+        self._exact_snapshots = readers < len(self.sinks)
         self.hooks: tuple[RunHooks, ...] = tuple(hooks)
         self.tracer: trace.Tracer | None = None
         """Tracer for child spans; :class:`~runtrace.otel.api.Runtrace` sets it. Without one,
@@ -264,7 +271,7 @@ class RunSpanProcessor(SpanProcessor):
         # event's number only.
         after = self._after_event
         sequence, at_ms, model, snapshot = self.store._append(
-            live.run_id, event, ns // _NS_PER_MS, after
+            live.run_id, event, ns // _NS_PER_MS, after and self._exact_snapshots
         )
         if on_span and not live.settled and live.recorded:
             event_type = model.type
@@ -284,7 +291,7 @@ class RunSpanProcessor(SpanProcessor):
             except Exception:
                 self.faults.report("adding a span event")
         if after:
-            self._after_record(cast(RunSnapshot, snapshot), event_record(sequence, at_ms, model))
+            self._after_record(snapshot, event_record(sequence, at_ms, model))
 
     def _record_picked(self, live: LiveRun, event: BaseEvent, at_ns: int | None) -> None:
         self.record_live(live, event, on_span=False, at_ns=at_ns)

@@ -10,13 +10,13 @@ import time
 import pytest
 from opentelemetry import trace
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as ProtoStatus
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import Status, StatusCode
 from otel.helpers import ListSink, Plain, Setup, agent_span_attributes, otlp_runtrace
 from otlp_receiver import Receiver, attributes
 
 import runtrace.sink
-from runtrace import RunSpanProcessor, RunStatus, record_event
+from runtrace import RunSpanProcessor, RunStatus, Runtrace, record_event
 from runtrace.sink import RunSink
 
 
@@ -411,3 +411,48 @@ def test_a_sink_whose_flush_raises_is_a_reported_fault(caplog: pytest.LogCapture
     assert processor.force_flush(1000) is False
     assert processor.faults.counts == {"flushing a sink": 1}
     assert "disk gone" in caplog.text
+
+
+class ReadingSink(ListSink):
+    """A sink that reads runs' newest snapshots itself (SnapshotReadingSink)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.source: runtrace.sink.SnapshotSource | None = None
+
+    def read_snapshots_from(self, source: runtrace.sink.SnapshotSource) -> None:
+        self.source = source
+
+
+def _record_deltas(sinks: list[ListSink]) -> str:
+    rt = Runtrace(TracerProvider(), RunSpanProcessor(sinks=sinks))
+    with rt.start_run("s", prompt="p") as run:
+        run.record({"type": "agent_start", "prompt": "p"})
+        for i in range(5):
+            run.record({"type": "text_delta", "text": f"t{i}"})
+        run_id = run.id
+    return run_id
+
+
+def test_a_sink_reading_snapshots_itself_gets_no_snapshot_made_per_counted_event() -> None:
+    sink = ReadingSink()
+    assert isinstance(sink, runtrace.sink.SnapshotReadingSink)
+    run_id = _record_deltas([sink])
+    assert sink.source is not None
+    given = [payload[0] for kind, payload in sink.calls if kind == "event"]
+    # Each is an earlier snapshot at most: its status current, its count never ahead.
+    assert [s.status for s in given] == [RunStatus.EXECUTING] * 6
+    assert all(s.event_count <= i + 1 for i, s in enumerate(given))
+    assert len({id(s) for s in given[1:]}) == 1  # the deltas shared the one made at agent_start
+    newest = sink.source(run_id)
+    assert newest is not None and (newest.event_count, newest.status) == (6, RunStatus.COMPLETED)
+    final = [snap for kind, snap in sink.calls if kind == "run"][-1]
+    assert (final.event_count, final.status) == (6, RunStatus.COMPLETED)  # on_run stays exact
+
+
+def test_a_sink_that_needs_each_snapshot_gets_it_exact_beside_a_reading_sink() -> None:
+    exact, reading = ListSink(), ReadingSink()
+    _record_deltas([exact, reading])
+    for sink in (exact, reading):
+        counts = [payload[0].event_count for kind, payload in sink.calls if kind == "event"]
+        assert counts == [1, 2, 3, 4, 5, 6]
