@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, cast
 
@@ -97,6 +97,14 @@ class RunSpanProcessor(SpanProcessor):
         all_hooks = self.hooks + ((CancelSpanHook(self),) if cancel_ends_span else ())
         self._fan = RunFanout(self.sinks, all_hooks, self.faults)
         self._event_hooks = bool(self._fan.on_event)
+        # One sink (the common case) is called directly, without the fan-out's loop.
+        self._sink_on_event: Callable[[RunSnapshot, RunEventRecord], object] | None = (
+            None
+            if not self.sinks
+            else self.sinks[0].on_event
+            if len(self.sinks) == 1
+            else self._fan.sink_on_event
+        )
         self._after_event = self._event_hooks or bool(self._fan.sink_on_event)
         self._runs = LiveRuns()
         self.foreign = ForeignRuns(self.store, self._fan, claimer=self._runs.claim_own)
@@ -297,10 +305,14 @@ class RunSpanProcessor(SpanProcessor):
         self.record_live(live, event, on_span=False, at_ns=at_ns)
 
     def _after_record(self, snapshot: RunSnapshot, record: RunEventRecord) -> None:
-        fan = self._fan
-        fan.sink_on_event(snapshot, record)
+        sink_on_event = self._sink_on_event
+        if sink_on_event is not None:
+            try:
+                sink_on_event(snapshot, record)
+            except Exception:
+                self.faults.report("a sink's on_event")
         if self._event_hooks:
-            fan.on_event(record.event, snapshot.id, snapshot.session_id)
+            self._fan.on_event(record.event, snapshot.id, snapshot.session_id)
 
     def cancel(
         self, run_id: str, reason: str = "cancelled by host", at_ns: int | None = None
