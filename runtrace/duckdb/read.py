@@ -190,10 +190,12 @@ def load_records(
     with reading(path, lock_timeout) as con:
         con.execute(f"CREATE TEMP TABLE _rt_sel AS {run_sql}", params)
         run_rows = con.sql("SELECT * FROM _rt_sel ORDER BY created_at_ms, run_id").to_arrow_table()
+        # Every run selected: no join to find their events (a fifth of a full reload's query).
+        # An event whose run has no row is then read too, and left out below, as the join would.
+        join = "SEMI JOIN _rt_sel s ON e.run_id = s.run_id " if params else ""
         events = con.sql(
             "SELECT e.run_id, e.sequence, e.timestamp_ms, e.type, e.event::VARCHAR AS event "
-            "FROM run_events e SEMI JOIN _rt_sel s ON e.run_id = s.run_id "
-            "ORDER BY e.run_id, e.sequence"
+            f"FROM run_events e {join}ORDER BY e.run_id, e.sequence"
         ).to_arrow_table()
         rows: list[dict[str, Any]] = run_rows.to_pylist()
         snapshots = [snapshot_from_row(r) for r in rows]
