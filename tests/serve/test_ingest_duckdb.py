@@ -4,6 +4,8 @@ queue makes exporters retry, and nothing is lost or stored twice."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -162,10 +164,26 @@ def test_a_burst_on_a_small_queue_is_refused_retried_and_stored_once(
 ) -> None:
     server = duckdb_server(capacity=1)  # every request is refused unless the queue is empty
     endpoint = _endpoint(server, protocol)
+    key = "http 429" if protocol == "http" else "grpc RESOURCE_EXHAUSTED"
+    # The worker holds its first span until a request has been refused (10 s at most), so the
+    # queue is full while the other agents send, however fast the sink is.
+    received = _ingest(server).received
+    on_end = received.on_end
+    held = threading.Event()
+
+    def hold_first(span: Any) -> None:
+        if not held.is_set():
+            held.set()
+            for _ in range(1_000):
+                if server.receiver.metrics()["requests_refused"].get(key, 0):
+                    break
+                time.sleep(0.01)
+        on_end(span)
+
+    received.on_end = hold_first  # type: ignore[method-assign]
     args = ("burst", "--protocol", protocol, "--endpoint", endpoint, "--batch-size", "8")
     reports = _in_parallel(3, lambda: run_agent(*args, "--runs", "40"))
     refused = server.receiver.metrics()["requests_refused"]
-    key = "http 429" if protocol == "http" else "grpc RESOURCE_EXHAUSTED"
     assert refused.get(key, 0) > 0, refused  # the queue was full at times...
     sent = {r["id"]: r for report in reports for r in report["runs"]}
     assert len(sent) == 120
