@@ -20,6 +20,7 @@ from typing import cast
 import pyarrow as pa
 
 from ..runs import RunEventRecord, RunSnapshot
+from ..sink import SnapshotSource
 from .database import HOST
 from .fastload import gc_paused
 from .rows import (
@@ -81,6 +82,9 @@ class BatchBuilder:
         # (bounded), so a stale snapshot queued late never overwrites a newer one.
         self.written_keys: dict[str, Version] = {}
         self.ended_keys: dict[str, Version] = {}
+        self.source: SnapshotSource | None = None
+        """Where runs' newest snapshots are read when a batch is built (the store's
+        ``snapshot``), so the queue need not carry one per event."""
 
     def after_fork_in_child(self) -> None:
         if self.owner is not None:  # the child owns what it records; no owner stays none
@@ -140,6 +144,8 @@ class BatchBuilder:
                 _collect(snaps, recs, latest, run_only, columns)
         n_events = len(columns[0])
         events = events_arrow(columns) if n_events else None
+        if self.source is not None:
+            _refresh(latest, self.source)
         _settle_latest(latest, run_only, columns, snaps, recs)
         # Lost events were received too (and counted in events_lost).
         self.counters.events_received += (
@@ -240,6 +246,20 @@ class BatchBuilder:
         return fresh
 
 
+def _refresh(latest: Newest, source: SnapshotSource) -> None:
+    """Bring each live run of ``latest`` up to its newest snapshot in the store: the queue's
+    may count fewer events (the agent's thread makes no snapshot per counted event), and a
+    live run's row may then count events of the next flush. A run that ended since keeps its
+    queued snapshot, counted up to this batch's events by :func:`_settle_latest`: its final
+    snapshot comes with its last events, so an ended row never gets ahead of them.
+    """
+    for run_id, snap in latest.items():
+        if snap.ended_at_ms is None:
+            fresh = source(run_id)
+            if fresh is not None and fresh.ended_at_ms is None and newer(fresh, snap):
+                latest[run_id] = fresh
+
+
 def _settle_latest(
     latest: Newest,
     run_only: list[RunSnapshot],
@@ -263,9 +283,12 @@ def _settle_latest(
     if all(map(operator.gt, counts, seqs)):
         return
     top: dict[str, int] = {}
-    for run_id, seq in zip(ids, seqs, strict=True):
+    newest_ms: dict[str, int] = {}
+    for run_id, seq, ms in zip(ids, seqs, columns[2], strict=True):
         if seq >= top.get(run_id, -1):
             top[run_id] = seq
+        if ms > newest_ms.get(run_id, -1):
+            newest_ms[run_id] = ms
     for run_id, highest in top.items():
         if latest[run_id].event_count < highest + 1:
             for snap, rec in zip(reversed(snaps), reversed(recs), strict=True):
@@ -273,6 +296,17 @@ def _settle_latest(
                     if newer(snap, latest[run_id]):
                         latest[run_id] = snap
                     break
+            snap = latest[run_id]
+            if snap.event_count < highest + 1:
+                # Queued for a sink that reads snapshots itself (the run's last one made, not
+                # one per event) and not brought up to date: the run ended since. The events
+                # after it only counted, so the row is that snapshot with them counted.
+                latest[run_id] = snap.model_copy(
+                    update={
+                        "event_count": highest + 1,
+                        "updated_at_ms": max(snap.updated_at_ms, newest_ms[run_id]),
+                    }
+                )
 
 
 _event_count = operator.attrgetter("event_count")

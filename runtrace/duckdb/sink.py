@@ -20,6 +20,7 @@ from ..batch import BatchProcessor, WhenFull
 from ..errors import DatabaseError
 from ..faults import Faults
 from ..runs import RunEventRecord, RunRecord, RunSnapshot
+from ..sink import SnapshotSource
 from .batches import BatchBuilder, Entry
 from .maintenance import recover_interrupted
 from .stats import Counters, SinkStats
@@ -139,6 +140,13 @@ class DuckDBSink:
         Runs at interpreter exit too; calling it again does nothing.
         """
         self._batch.shutdown(timeout_millis)
+
+    def read_snapshots_from(self, source: SnapshotSource) -> None:
+        """Read runs' newest snapshots from ``source`` when writing (a
+        :class:`~runtrace.sink.SnapshotReadingSink`; ``RunSpanProcessor`` hands it the
+        store's): the agent's thread then makes no snapshot per counted event, and the queue
+        holds one run snapshot object for many events instead of one each."""
+        self._builder.source = source
 
     def add_persisted_listener(self, listener: Callable[[list[str]], None]) -> None:
         """Call ``listener(run_ids)`` once the final snapshot of those ended runs is stored

@@ -97,3 +97,30 @@ def test_an_item_that_cannot_be_serialised_is_counted_and_the_rest_is_written(
         "SELECT session_id, count(*) FROM run_events JOIN runs USING (run_id) "
         "GROUP BY ALL ORDER BY 1",
     ) == [("bad", 1), ("good", 100)]
+
+
+def _counted_entries(store: RunStore, run_id: str, n: int) -> list[object]:
+    """What a snapshot-reading sink's queue holds for ``n`` deltas: each with the run's last
+    snapshot made (taken once, before them), the way the processor hands them."""
+    stale = store.snapshot(run_id)
+    entries: list[object] = []
+    for i in range(n):
+        _, record = store.record(run_id, {"type": "text_delta", "text": str(i)}, at_ms=2_000 + i)
+        entries += [stale, record]
+    return entries
+
+
+def test_a_reading_sinks_rows_count_every_event_of_the_batch(tmp_path: Path) -> None:
+    store = RunStore()
+    live = store.create_run("s", "p", created_at_ms=1_000)
+    ended = store.create_run("s", "p", created_at_ms=1_000)
+    builder = batches_module.BatchBuilder(str(tmp_path / "x.duckdb"), batches_module.Counters())
+    builder.source = store.snapshot
+    entries = _counted_entries(store, live.id, 5) + _counted_entries(store, ended.id, 4)
+    store.finish(ended.id, at_ms=9_000)  # ended since; its final snapshot comes in a later batch
+    _, newest = builder.events(entries)  # type: ignore[arg-type]
+    # The live run: its newest snapshot, read from the store.
+    assert newest[live.id] == store.snapshot(live.id)
+    # The ended one: its queued snapshot with this batch's events counted, not the final one.
+    row = newest[ended.id]
+    assert (row.event_count, row.updated_at_ms, row.ended_at_ms) == (4, 2_003, None)

@@ -20,7 +20,7 @@ import runtrace.duckdb.writer as writer_module
 from runtrace import DuckDBSink, RunSpanProcessor, RunStatus, RunStore, Runtrace, connect
 from runtrace.duckdb import SinkStats, load_records
 from runtrace.duckdb.segments import list_segments
-from runtrace.sink import RunSink
+from runtrace.sink import RunSink, SnapshotReadingSink
 
 
 def test_sink_implements_the_run_sink_protocol(db: Path) -> None:
@@ -408,3 +408,24 @@ def test_runs_written_whole_are_reported_persisted_once_ended(db: Path) -> None:
     sink.shutdown()
     assert heard == [[ended]]  # the open one is not final yet
     assert sorted(r for (r,) in query(db, "SELECT run_id FROM runs")) == sorted([ended, still_open])
+
+
+def test_a_live_runs_row_counts_its_events_though_the_agent_made_no_snapshot_per_event(
+    db: Path,
+) -> None:
+    sink = DuckDBSink(db)
+    assert isinstance(sink, SnapshotReadingSink)
+    rt = Runtrace(TracerProvider(), RunSpanProcessor(sinks=[sink]))
+    run = rt.begin_run("s", prompt="p")
+    run.record({"type": "agent_start", "prompt": "p"})
+    for i in range(50):
+        run.record({"type": "text_delta", "text": f"t{i}"})
+    assert sink.force_flush()
+    # The queue carried the snapshot made at agent_start (1 event); the row has all 51.
+    assert query(db, "SELECT status, event_count FROM runs") == [("executing", 51)]
+    assert count(db) == 51
+    run.record({"type": "agent_end", "text": "done"})
+    run.end()
+    rt.shutdown()
+    assert query(db, "SELECT status, event_count FROM runs") == [("completed", 52)]
+    assert count(db) == 52
