@@ -91,7 +91,11 @@ class EventLog:
         fields = model.__dict__
         extra = model.__pydantic_extra__
         shape = None
-        if not _is_tracked(fields) and (not extra or not _is_tracked(extra)):
+        if (
+            not _is_tracked(fields)
+            and (not extra or not _is_tracked(extra))
+            and model.__pydantic_private__ is None  # a subclass's private values: kept whole
+        ):
             shape = _SHAPES.get(id(model.__pydantic_fields_set__))
             if shape is None or shape[0] is not type(model):
                 shape = _shape(model)

@@ -6,7 +6,7 @@ import gc
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import PrivateAttr, ValidationError
 
 from runtrace.eventlog import EventLog
 from runtrace.events import BaseEvent, GenericEvent, TextDelta, parse_event
@@ -80,3 +80,15 @@ def test_sequences_continue_after_the_records_a_log_was_given() -> None:
     assert again.append(parse_event({"type": "text_delta", "text": "b"}), 2) == 1
     assert [r.event.text for r in _read(again)] == ["a", "b"]  # type: ignore[attr-defined]
     assert len(again) == 2
+
+
+def test_an_event_class_with_private_values_is_kept_whole() -> None:
+    class Traced(GenericEvent):
+        _note: str = PrivateAttr(default="kept")
+
+    event = parse_event(Traced(type="traced", n=1))
+    object.__setattr__(event, "_note", "changed")  # what the class's own code may do
+    log = EventLog()
+    log.append(event, 1)
+    back = _read(log)[0].event
+    assert back is event and back._note == "changed"  # type: ignore[attr-defined]
