@@ -189,30 +189,25 @@ class RunStore:
         The event is validated before anything changes, so a malformed one (which raises
         ``pydantic.ValidationError``) leaves the run untouched.
         """
-        sequence, at, model, snapshot = self._append(run_id, event, at_ms, True)
+        sequence, at, model, snapshot = self.append(run_id, event, at_ms, snapshot_after=True)
         return snapshot, runs.event_record(sequence, at, model)
 
     def append(
-        self, run_id: str, event: BaseEvent | dict[str, Any] | str | bytes, at_ms: int | None
-    ) -> tuple[int, int, BaseEvent]:
-        """:meth:`record` without making the record or the snapshot: (sequence, time, model).
-
-        For the processor's hot path, which makes them only when a sink or hook takes them:
-        most events (deltas, tool calls) only move the run's event count and time, and are
-        folded into its snapshot when it is next read."""
-        sequence, at, model, _ = self._append(run_id, event, at_ms, False)
-        return sequence, at, model
-
-    def _append(
         self,
         run_id: str,
         event: BaseEvent | dict[str, Any] | str | bytes,
         at_ms: int | None,
-        snapshot_after: bool,
+        *,
+        snapshot_after: bool = False,
     ) -> tuple[int, int, BaseEvent, RunSnapshot]:
-        """:meth:`append`, and a snapshot of the run: the one right after the event when
-        ``snapshot_after`` (made under the same lock), else the last one made, whose count and
-        time may be behind (what a :class:`~runtrace.sink.SnapshotReadingSink` is given)."""
+        """:meth:`record` without making the record: (sequence, time, model, snapshot).
+
+        For the processor's hot path, which makes the record only when a sink or hook takes
+        it: most events (deltas, tool calls) only move the run's event count and time, and are
+        folded into its snapshot when it is next read. The snapshot is the one right after the
+        event when ``snapshot_after`` (made under the same lock), else the last one made, whose
+        count and time may be behind (what a :class:`~runtrace.sink.SnapshotReadingSink` is
+        given)."""
         model = parse_event(event)
         if at_ms is None:
             at = now_ms()

@@ -278,8 +278,8 @@ class RunSpanProcessor(SpanProcessor):
         # The record and the snapshot are made only for sinks and hooks: the span needs the
         # event's number only.
         after = self._after_event
-        sequence, at_ms, model, snapshot = self.store._append(
-            live.run_id, event, ns // _NS_PER_MS, after and self._exact_snapshots
+        sequence, at_ms, model, snapshot = self.store.append(
+            live.run_id, event, ns // _NS_PER_MS, snapshot_after=after and self._exact_snapshots
         )
         if on_span and not live.settled and live.recorded:
             event_type = model.type
